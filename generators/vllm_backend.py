@@ -1,0 +1,120 @@
+"""The vLLM backend: in-process `vllm.LLM`, one engine per process, reused across calls.
+
+Building an engine costs ~30 s on CPU (eager) and GiBs of memory, so engines are cached per
+(model folder, engine options) for the life of the process; `release_engines()` frees them, e.g.
+before training takes the GPU. On CPU the engine runs eager (CUDA-graph-free; torch.compile on CPU
+costs ~80 s more at start for ~10 % throughput and its cache does not reload).
+
+vLLM starts its engine core with spawn: build engines inside functions (never at import time).
+"""
+
+from __future__ import annotations
+
+import atexit
+import gc
+import logging
+import os
+import time
+from typing import Any
+
+from generators.llm import Conversation, Sampling, new_usage
+from generators.models import ModelRef, load_error
+
+log = logging.getLogger("selfalign")
+
+MAX_MODEL_LEN = 2048
+CPU_KVCACHE_GIB = "2"  # VLLM_CPU_KVCACHE_SPACE: plenty for a 135M model with 2k context
+_ENGINES: dict[tuple[Any, ...], Any] = {}
+
+
+def _on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def get_engine(path: str, *, max_model_len: int = MAX_MODEL_LEN, enforce_eager: bool | None = None,
+               gpu_memory_utilization: float = 0.85, dtype: str | None = None) -> Any:
+    """The process-wide engine for this model folder and options; built on first use."""
+    cpu = _on_cpu()
+    eager = cpu if enforce_eager is None else enforce_eager
+    dtype = dtype or ("bfloat16" if cpu else "auto")
+    key = (path, max_model_len, eager, gpu_memory_utilization, dtype)
+    if key not in _ENGINES:
+        from vllm import LLM
+
+        if cpu:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+        log.info("starting vLLM engine for %s (%s, eager=%s)", path, "cpu" if cpu else "gpu", eager)
+        kwargs: dict[str, Any] = {"model": path, "dtype": dtype, "max_model_len": max_model_len,
+                                  "enforce_eager": eager, "seed": 0}
+        if not cpu:
+            kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+        try:
+            _ENGINES[key] = LLM(**kwargs)
+            if len(_ENGINES) == 1:
+                atexit.register(release_engines)  # a clean engine-core exit, not a crash warning
+        except Exception as e:  # vLLM raises many types; all mean "this folder won't load"
+            raise load_error("model folder", path, e) from None
+    return _ENGINES[key]
+
+
+def release_engines() -> None:
+    """Shut down every cached engine and free its memory (GPU hand-over before training)."""
+    while _ENGINES:
+        _, engine = _ENGINES.popitem()
+        try:
+            engine.llm_engine.engine_core.shutdown()
+        except Exception as e:  # already gone: nothing left to free
+            log.debug("engine shutdown: %s", e)
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:
+        pass
+
+
+def to_vllm_params(sampling: Sampling, index: int) -> Any:
+    """vLLM SamplingParams for conversation `index` of a batch (seed + index when seeded)."""
+    from vllm import SamplingParams
+
+    kwargs: dict[str, Any] = {
+        "n": sampling.n,
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "stop": list(sampling.stop) or None,
+        "seed": None if sampling.seed is None else sampling.seed + index,
+    }
+    if sampling.json_schema is not None:
+        from vllm.sampling_params import StructuredOutputsParams
+
+        kwargs["structured_outputs"] = StructuredOutputsParams(json=sampling.json_schema)
+    return SamplingParams(**kwargs)
+
+
+class VLLMBackend:
+    supports_json_schema = True
+
+    def __init__(self, ref: ModelRef, *, progress: bool = False, **engine_options: Any) -> None:
+        self.model_id = ref.model_id
+        self.progress = progress
+        self.engine = get_engine(ref.path, **engine_options)
+        self.usage = new_usage()
+
+    def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
+        if not conversations:
+            return []
+        start = time.perf_counter()
+        if sampling.seed is None:
+            params: Any = to_vllm_params(sampling, 0)  # one shared object: cheapest for vLLM
+        else:
+            params = [to_vllm_params(sampling, i) for i in range(len(conversations))]
+        outputs = self.engine.chat(conversations, params, use_tqdm=self.progress)
+        self.usage["conversations"] += len(conversations)
+        self.usage["output_tokens"] += sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        self.usage["seconds"] += time.perf_counter() - start
+        return [[c.text for c in o.outputs] for o in outputs]

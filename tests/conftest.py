@@ -1,0 +1,45 @@
+"""Shared fixtures. The real model and embedder are loaded once per test session."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The prepared default model (converted once into the cache, reused afterwards)."""
+    from generators.models import resolve_model
+
+    return resolve_model("default")
+
+
+@pytest.fixture(scope="session")
+def vllm_llm(default_model):
+    """One vLLM engine for the whole session (~30 s to start, ~4.5 GiB)."""
+    from generators.llm import load_backend
+    from generators.vllm_backend import release_engines
+
+    yield load_backend("vllm", "default")
+    release_engines()  # while pytest's streams are still open
+
+
+@pytest.fixture(scope="session")
+def hf_llm(default_model):
+    from generators.llm import load_backend
+
+    return load_backend("transformers", "default")
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from generators.embedder import Embedder
+
+    return Embedder()

@@ -1,0 +1,42 @@
+import pytest
+
+from generators.errors import SelfAlignError
+from generators.io import atomic_path, read_jsonl, write_jsonl_atomic
+
+
+def test_failed_atomic_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "train.jsonl"
+    write_jsonl_atomic(target, [{"a": 1}])
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == '{"a": 1}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["train.jsonl"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b'{"a": 1}\n{"a": \n', r"x.jsonl:2: malformed JSON"),
+        (b'{"a": 1}\n[1, 2]\n', r"x.jsonl:2: expected a JSON object"),
+        (b'{"a": "\xff"}\n', r"x.jsonl:1: not valid UTF-8"),
+        (b"\n\n", r"x.jsonl: empty file"),
+    ],
+)
+def test_read_jsonl_names_file_and_line(tmp_path, content, message):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(SelfAlignError, match=message):
+        read_jsonl(path)
+
+
+def test_read_jsonl_accepts_bom_and_crlf(tmp_path):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"a": 1}\r\n{"a": 2}\r\n')
+    assert read_jsonl(path) == [{"a": 1}, {"a": 2}]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(SelfAlignError, match="no such file"):
+        read_jsonl(tmp_path / "nope.jsonl")
