@@ -1,4 +1,4 @@
-"""The `selfalign` command line. Heavy libraries are imported inside commands so --help is instant."""
+"""The `selfalign` command line. Heavy imports happen inside commands, so --help is instant."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,7 +34,9 @@ models_app = typer.Typer(help="Prepare and inspect models.", no_args_is_help=Tru
 app.add_typer(models_app, name="models")
 
 BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="auto | vllm | transformers")]
-ModelOpt = Annotated[str, typer.Option("--model", "-m", help="'default', a HF model folder, or a cached model id")]
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="'default', a HF model folder, or a cached model id")
+]
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -54,42 +56,50 @@ def _stderr():
 
 
 @models_app.command("prepare")
-def models_prepare(force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False) -> None:
-    """Convert the default model (SmolLM2-135M-Instruct GGUF) to a HF folder once; print its path."""
+def models_prepare(
+    force: Annotated[bool, typer.Option(help="Convert again even if cached.")] = False,
+) -> None:
+    """Convert the default model (SmolLM2-135M-Instruct GGUF) to a HF folder once; print it."""
     from generators.models import prepare_default_model
 
     _setup_logging()
     with _stderr().status("preparing the default model (first time: ~20 s)"):
         path, converted = prepare_default_model(force=force)
-    _stderr().print(f"default model {'converted to' if converted else 'already prepared at'} {path}")
+    _stderr().print(
+        f"default model {'converted to' if converted else 'already prepared at'} {path}"
+    )
     typer.echo(str(path))
 
 
 @app.command()
 def generate(
-    prompt: Annotated[list[str], typer.Option("--prompt", "-p", help="A user message; repeat for a batch.")],
+    prompt: Annotated[
+        list[str], typer.Option("--prompt", "-p", help="A user message; repeat for a batch.")
+    ],
     backend: BackendOpt = "auto",
     model: ModelOpt = "default",
-    system: Annotated[Optional[str], typer.Option(help="System message for every prompt.")] = None,
+    system: Annotated[str | None, typer.Option(help="System message for every prompt.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Max new tokens per completion.")] = 128,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
     n: Annotated[int, typer.Option("-n", help="Completions per prompt.")] = 1,
-    seed: Annotated[Optional[int], typer.Option(help="Sampling seed.")] = None,
-    stop: Annotated[Optional[list[str]], typer.Option(help="Stop string; repeatable.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per prompt.")] = False,
 ) -> None:
     """Quick check of a backend: answer a few prompts and print the completions."""
     from generators.llm import Sampling, load_backend
 
     _setup_logging()
-    sampling = Sampling(max_tokens=max_tokens, temperature=temperature, n=n, seed=seed, stop=tuple(stop or ()))
+    sampling = Sampling(
+        max_tokens=max_tokens, temperature=temperature, n=n, seed=seed, stop=tuple(stop or ())
+    )
     with _stderr().status(f"loading backend {backend!r} with model {model!r}"):
         llm = load_backend(backend, model)
     head = [{"role": "system", "content": system}] if system else []
     conversations = [head + [{"role": "user", "content": p}] for p in prompt]
     with _stderr().status(f"generating {len(prompt) * n} completion(s)"):
         outputs = llm.chat(conversations, sampling)
-    for p, completions in zip(prompt, outputs):
+    for p, completions in zip(prompt, outputs, strict=True):
         if as_json:
             typer.echo(json.dumps({"prompt": p, "completions": completions, "model": llm.model_id}))
             continue
@@ -116,7 +126,9 @@ def demo(
         console.print(f"[dim]passages: {', '.join(rec.passages)}[/dim]")
         console.print(rec.output.strip())
     console.rule()
-    console.print(f"{result.count} records, {result.tokens_per_s:.0f} output tok/s on {result.model_id}")
+    console.print(
+        f"{result.count} records, {result.tokens_per_s:.0f} output tok/s on {result.model_id}"
+    )
     typer.echo(f"dataset: {result.path}")
 
 

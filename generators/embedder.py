@@ -31,7 +31,7 @@ def default_embedder_path() -> str:
 
 
 class Embedder:
-    """Encodes texts to normalized vectors; `model_id` names the model for lineage and cache keys."""
+    """Encodes texts to unit vectors; `model_id` names the model for lineage and cache keys."""
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
@@ -54,6 +54,10 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vecs = self.model.encode(
-            texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            texts,
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.ascontiguousarray(vecs, dtype=np.float32)

@@ -21,18 +21,32 @@ DEFAULT_BATCH_SIZE = 16  # conversations per `generate` call; 8-16 is where CPU 
 class TransformersBackend:
     supports_json_schema = False
 
-    def __init__(self, ref: ModelRef, *, batch_size: int = DEFAULT_BATCH_SIZE, dtype: str | None = None) -> None:
+    def __init__(
+        self,
+        ref: ModelRef,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        dtype: str | None = None,
+        progress: bool = False,
+    ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.model_id = ref.model_id
         self.batch_size = batch_size
+        self.progress = progress
         device = "cuda" if torch.cuda.is_available() else "cpu"
         # bf16 on GPU; fp32 on CPU, where bf16 matmuls are slower without AMX.
-        torch_dtype = getattr(torch, dtype) if dtype else (torch.bfloat16 if device == "cuda" else torch.float32)
+        torch_dtype = (
+            getattr(torch, dtype)
+            if dtype
+            else (torch.bfloat16 if device == "cuda" else torch.float32)
+        )
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(ref.path, padding_side="left")
-            self.model = AutoModelForCausalLM.from_pretrained(ref.path, dtype=torch_dtype).to(device).eval()
+            self.model = (
+                AutoModelForCausalLM.from_pretrained(ref.path, dtype=torch_dtype).to(device).eval()
+            )
         except Exception as e:  # safetensors, tokenizers and torch each raise their own types
             raise load_error("model folder", ref.path, e) from None
         if self.tokenizer.pad_token is None:
@@ -42,7 +56,9 @@ class TransformersBackend:
 
     def render(self, conversation: Conversation) -> str:
         """The prompt text the model sees (chat template with the generation prompt)."""
-        return self.tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
         import time
@@ -53,7 +69,12 @@ class TransformersBackend:
         if sampling.seed is not None:
             torch.manual_seed(sampling.seed)
         out: list[list[str]] = []
-        for start in range(0, len(conversations), self.batch_size):
+        starts = range(0, len(conversations), self.batch_size)
+        if self.progress:
+            from tqdm import tqdm
+
+            starts = tqdm(starts, desc="generating", unit="batch")
+        for start in starts:
             batch = conversations[start : start + self.batch_size]
             texts = self._generate([self.render(c) for c in batch], sampling)
             out.extend(texts[i * sampling.n : (i + 1) * sampling.n] for i in range(len(batch)))
@@ -64,7 +85,9 @@ class TransformersBackend:
     def _generate(self, prompts: list[str], sampling: Sampling) -> list[str]:
         import torch
 
-        enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        enc = self.tokenizer(
+            prompts, return_tensors="pt", padding=True, add_special_tokens=False
+        ).to(self.device)
         with torch.inference_mode():
             ids = self.model.generate(**enc, **self._generate_kwargs(sampling))
         new_tokens = ids[:, enc["input_ids"].shape[1] :]

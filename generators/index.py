@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-
 from generators.embedder import Embedder
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_text_atomic
@@ -85,5 +84,3 @@ class PassageIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-

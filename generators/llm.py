@@ -64,7 +64,6 @@ class LLM(Protocol):
     supports_json_schema: bool
     usage: dict[str, float]  # running totals: conversations, output_tokens, seconds
 
-
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
         """For each conversation, `sampling.n` completions (assistant replies)."""
         ...

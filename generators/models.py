@@ -90,12 +90,18 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, dtype=torch.bfloat16
+    )
     if getattr(model, "hf_quantizer", None) is not None:
         model.hf_quantizer.remove_quantization_config(model)
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    marker = {"source": gguf.name, "source_bytes": gguf.stat().st_size, "model_id": DEFAULT_MODEL_ID}
+    marker = {
+        "source": gguf.name,
+        "source_bytes": gguf.stat().st_size,
+        "model_id": DEFAULT_MODEL_ID,
+    }
     (tmp / DONE_MARKER).write_text(json.dumps(marker, indent=2))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
@@ -111,7 +117,9 @@ def check_model_dir(path: Path) -> None:
     except (ValueError, UnicodeDecodeError) as e:
         raise SelfAlignError(f"model folder {path}: config.json is corrupt ({e})") from None
     if not any(next(path.glob(p), None) for p in WEIGHT_PATTERNS):
-        raise SelfAlignError(f"model folder {path}: no weights (*.safetensors or pytorch_model*.bin)")
+        raise SelfAlignError(
+            f"model folder {path}: no weights (*.safetensors or pytorch_model*.bin)"
+        )
     if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json")):
         raise SelfAlignError(f"model folder {path}: no tokenizer files")
 
@@ -124,7 +132,7 @@ def load_error(what: str, path: str, error: BaseException) -> SelfAlignError:
 
 
 def folder_fingerprint(path: Path) -> str:
-    """Short hash of a model folder's config and weight file names and sizes (cheap, content-aware)."""
+    """Short hash of a model folder's config and weight names and sizes (cheap, content-aware)."""
     h = hashlib.sha256((path / "config.json").read_bytes())
     for pattern in WEIGHT_PATTERNS:
         for f in sorted(path.glob(pattern)):

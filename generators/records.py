@@ -64,7 +64,9 @@ class Record:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Record:
-        known = {k: d[k] for k in ("id", "instruction", "input", "output", "passages", "meta") if k in d}
+        known = {
+            k: d[k] for k in ("id", "instruction", "input", "output", "passages", "meta") if k in d
+        }
         return cls(**known)
 
     def to_json(self) -> str:

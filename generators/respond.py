@@ -21,9 +21,13 @@ def escape_passage(text: str) -> str:
     return text.replace("<", "&lt;")
 
 
-def build_grounded_prompt(instruction: str, input_text: str, passages: list[tuple[str, str]]) -> Conversation:
-    """Chat messages asking for an answer to `instruction` (+ `input`) grounded in (id, text) passages."""
-    blocks = "\n".join(f'<passage id="{pid}">\n{escape_passage(text)}\n</passage>' for pid, text in passages)
+def build_grounded_prompt(
+    instruction: str, input_text: str, passages: list[tuple[str, str]]
+) -> Conversation:
+    """Chat asking to answer `instruction` (+ `input`) grounded in (id, text) passages."""
+    blocks = "\n".join(
+        f'<passage id="{pid}">\n{escape_passage(text)}\n</passage>' for pid, text in passages
+    )
     task = instruction.strip()
     if input_text.strip():
         task += f"\n\nInput:\n{input_text.strip()}"

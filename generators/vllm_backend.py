@@ -33,8 +33,14 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
-def get_engine(path: str, *, max_model_len: int = MAX_MODEL_LEN, enforce_eager: bool | None = None,
-               gpu_memory_utilization: float = 0.85, dtype: str | None = None) -> Any:
+def get_engine(
+    path: str,
+    *,
+    max_model_len: int = MAX_MODEL_LEN,
+    enforce_eager: bool | None = None,
+    gpu_memory_utilization: float = 0.85,
+    dtype: str | None = None,
+) -> Any:
     """The process-wide engine for this model folder and options; built on first use."""
     cpu = _on_cpu()
     eager = cpu if enforce_eager is None else enforce_eager
@@ -46,9 +52,19 @@ def get_engine(path: str, *, max_model_len: int = MAX_MODEL_LEN, enforce_eager: 
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
         log.info("starting vLLM engine for %s (%s, eager=%s)", path, "cpu" if cpu else "gpu", eager)
-        kwargs: dict[str, Any] = {"model": path, "dtype": dtype, "max_model_len": max_model_len,
-                                  "enforce_eager": eager, "seed": 0}
-        if not cpu:
+        kwargs: dict[str, Any] = {
+            "model": path,
+            "dtype": dtype,
+            "max_model_len": max_model_len,
+            "enforce_eager": eager,
+            "seed": 0,
+        }
+        if cpu:
+            # Seeded requests + chunked prefill crash vllm-cpu: the sampler rewinds a partially
+            # prefilled request's generator with CUDA-only offsets ("CPU Generator does not use
+            # offset"). Whole-prompt prefill never discards a sampled token, so never rewinds.
+            kwargs["enable_chunked_prefill"] = False
+        else:
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         try:
             _ENGINES[key] = LLM(**kwargs)

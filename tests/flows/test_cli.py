@@ -30,10 +30,13 @@ def test_help_imports_no_heavy_library():
     code = (
         "import sys; from typer.testing import CliRunner; from flows.cli import app; "
         "r = CliRunner().invoke(app, ['--help']); "
-        "heavy = [m for m in ('torch', 'vllm', 'transformers', 'faiss', 'prefect') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'vllm', 'transformers', 'faiss', 'prefect') "
+        "if m in sys.modules]; "
         "print(r.exit_code, heavy)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "0 []"
 
 
@@ -45,16 +48,22 @@ def test_help_lists_the_commands():
 
 
 def test_unknown_backend():
-    assert_one_line_error(run_cli("generate", "-p", "hi", "--backend", "llamacpp"), "unknown backend 'llamacpp'")
+    assert_one_line_error(
+        run_cli("generate", "-p", "hi", "--backend", "llamacpp"), "unknown backend 'llamacpp'"
+    )
 
 
 def test_model_path_that_does_not_exist(tmp_path):
     missing = str(tmp_path / "no-such-model")
-    assert_one_line_error(run_cli("generate", "-p", "hi", "--model", missing), missing, "no such folder")
+    assert_one_line_error(
+        run_cli("generate", "-p", "hi", "--model", missing), missing, "no such folder"
+    )
 
 
 def test_folder_without_a_model(tmp_path):
-    assert_one_line_error(run_cli("generate", "-p", "hi", "--model", str(tmp_path)), str(tmp_path), "config.json")
+    assert_one_line_error(
+        run_cli("generate", "-p", "hi", "--model", str(tmp_path)), str(tmp_path), "config.json"
+    )
 
 
 @pytest.mark.slow
@@ -77,8 +86,16 @@ def test_models_prepare_prints_the_cached_folder(default_model):
 
 @pytest.mark.slow
 def test_generate_with_transformers_backend(default_model):
-    proc = run_cli("generate", "--backend", "transformers", "-p", "What is the capital of France?",
-                   "--max-tokens", "16", "--json")
+    proc = run_cli(
+        "generate",
+        "--backend",
+        "transformers",
+        "-p",
+        "What is the capital of France?",
+        "--max-tokens",
+        "16",
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout.strip().splitlines()[-1])
     assert row["prompt"] == "What is the capital of France?"

@@ -16,7 +16,9 @@ def test_demo_writes_grounded_records(vllm_llm, tmp_path):
     for row in rows:
         assert row["output"].strip() and len(row["passages"]) == 2
         assert all(p.startswith("bio-") for p in row["passages"])
-        assert row["meta"]["model_id"] == vllm_llm.model_id and row["meta"]["seed_id"].startswith("bio_seed_")
+        assert row["meta"]["model_id"] == vllm_llm.model_id and row["meta"]["seed_id"].startswith(
+            "bio_seed_"
+        )
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["records"] == 6 and manifest["output_tokens"] > 0
     assert (tmp_path / "run" / "index" / "index.faiss").is_file()

@@ -43,7 +43,10 @@ def test_both_backends_answer_the_same_batch(vllm_llm, hf_llm):
             assert word in answers[name][i], (name, PROMPTS[i], answers[name][i])
     assert vllm_llm.model_id == hf_llm.model_id
     # Greedy decoding of the same weights (bf16 in vLLM, fp32 in transformers) starts the same way.
-    same_start = sum(v.split()[:5] == t.split()[:5] for v, t in zip(answers["vllm"], answers["transformers"]))
+    same_start = sum(
+        v.split()[:5] == t.split()[:5]
+        for v, t in zip(answers["vllm"], answers["transformers"], strict=True)
+    )
     assert same_start >= 6, answers
 
 
@@ -54,9 +57,19 @@ def test_n_samples_and_seed(llm):
     assert llm.chat(conversations(PROMPTS[:2]), sampling) == first  # seeded = reproducible
 
 
+def test_seeded_batch_larger_than_one_prefill_step(vllm_llm):
+    """Prompts summing past vLLM's per-step token budget (4096) with per-request seeds."""
+    long_prompt = "Summarize: " + "The nephron filters blood and reabsorbs salts. " * 40
+    chats = conversations([f"{i}. {long_prompt}" for i in range(24)])
+    out = vllm_llm.chat(chats, Sampling(max_tokens=4, temperature=0.8, seed=1))
+    assert len(out) == 24 and all(c[0] for c in out)
+
+
 def test_stop_strings_cut_the_output(llm):
-    out = llm.chat(conversations(["Count from one to ten in words, separated by commas."]),
-                   Sampling(max_tokens=40, stop=(",",)))
+    out = llm.chat(
+        conversations(["Count from one to ten in words, separated by commas."]),
+        Sampling(max_tokens=40, stop=(",",)),
+    )
     assert "," not in out[0][0] and out[0][0].strip()
 
 
@@ -68,10 +81,18 @@ def test_usage_counts_tokens(llm):
 
 
 def test_vllm_json_schema_is_enforced(vllm_llm):
-    schema = {"type": "object", "properties": {"score": {"type": "integer", "minimum": 1, "maximum": 5},
-              "reason": {"type": "string", "maxLength": 60}}, "required": ["score", "reason"]}
-    out = vllm_llm.chat(conversations(["Rate the answer 'Paris' to 'capital of France?' from 1 to 5 as JSON."]),
-                        Sampling(max_tokens=60, json_schema=schema))
+    schema = {
+        "type": "object",
+        "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "reason": {"type": "string", "maxLength": 60},
+        },
+        "required": ["score", "reason"],
+    }
+    out = vllm_llm.chat(
+        conversations(["Rate the answer 'Paris' to 'capital of France?' from 1 to 5 as JSON."]),
+        Sampling(max_tokens=60, json_schema=schema),
+    )
     verdict = json.loads(out[0][0])
     assert 1 <= verdict["score"] <= 5 and isinstance(verdict["reason"], str)
 

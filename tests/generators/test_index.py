@@ -9,16 +9,16 @@ from generators.index import INDEX_FILE, PassageIndex
 pytestmark = pytest.mark.slow
 
 CORPUS = {
-    "insulin": "Insulin is a peptide hormone made by pancreatic beta cells; it lowers blood glucose "
-    "by driving glucose uptake into muscle and fat.",
+    "insulin": "Insulin is a peptide hormone made by pancreatic beta cells; it lowers blood "
+    "glucose by driving glucose uptake into muscle and fat.",
     "malaria": "Malaria is caused by Plasmodium parasites transmitted through the bite of infected "
     "female Anopheles mosquitoes.",
-    "nephron": "The nephron filters blood in the glomerulus and reabsorbs water and salts along the "
-    "tubule to form urine.",
+    "nephron": "The nephron filters blood in the glomerulus and reabsorbs water and salts along "
+    "the tubule to form urine.",
     "statins": "Statins inhibit HMG-CoA reductase, the rate-limiting enzyme of cholesterol "
     "synthesis in the liver, lowering LDL cholesterol.",
-    "crispr": "CRISPR-Cas9 uses a guide RNA to direct the Cas9 nuclease to a matching DNA sequence, "
-    "where it makes a double-strand cut.",
+    "crispr": "CRISPR-Cas9 uses a guide RNA to direct the Cas9 nuclease to a matching DNA "
+    "sequence, where it makes a double-strand cut.",
     "asthma": "Asthma is chronic airway inflammation with reversible bronchoconstriction; inhaled "
     "corticosteroids are the mainstay of control.",
 }
@@ -33,7 +33,9 @@ PARAPHRASES = {
 
 
 def test_paraphrased_queries_find_the_right_passage(embedder, tmp_path):
-    index, built = PassageIndex.build_or_load(list(CORPUS), list(CORPUS.values()), embedder, tmp_path)
+    index, built = PassageIndex.build_or_load(
+        list(CORPUS), list(CORPUS.values()), embedder, tmp_path
+    )
     assert built and len(index) == len(CORPUS)
     hits = index.search(list(PARAPHRASES), k=3)
     assert [h[0][0] for h in hits] == list(PARAPHRASES.values())

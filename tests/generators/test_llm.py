@@ -21,18 +21,24 @@ def test_truncate_at_stop_cuts_at_earliest():
     ],
 )
 def test_sampling_rejects_bad_values(kwargs, message):
-    with pytest.raises(SelfAlignError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+    with pytest.raises(
+        SelfAlignError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         Sampling(**kwargs)
 
 
 def test_unknown_backend_is_a_clear_error():
-    with pytest.raises(SelfAlignError, match="unknown backend 'llamacpp': choose one of auto, vllm, transformers"):
+    with pytest.raises(
+        SelfAlignError, match="unknown backend 'llamacpp': choose one of auto, vllm, transformers"
+    ):
         load_backend("llamacpp")
 
 
 def test_fake_llm_follows_the_protocol():
     llm = FakeLLM(lambda conv: conv[-1]["content"].upper())
-    out = llm.chat([[{"role": "user", "content": "hi"}], [{"role": "user", "content": "yo"}]], Sampling(n=2))
+    out = llm.chat(
+        [[{"role": "user", "content": "hi"}], [{"role": "user", "content": "yo"}]], Sampling(n=2)
+    )
     assert isinstance(llm, LLM)
     assert out == [["HI", "HI"], ["YO", "YO"]]
     assert llm.usage["conversations"] == 2 and len(llm.calls) == 1

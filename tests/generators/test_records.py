@@ -18,7 +18,11 @@ def test_drop_keeps_lineage_and_does_not_mutate():
     rec = Record(instruction="Q", meta={"seed_ids": ["s1"]})
     dropped = rec.drop("heuristics", "too_short")
     assert not rec.dropped and dropped.dropped
-    assert dropped.meta == {"seed_ids": ["s1"], "dropped_by": "heuristics", "drop_reason": "too_short"}
+    assert dropped.meta == {
+        "seed_ids": ["s1"],
+        "dropped_by": "heuristics",
+        "drop_reason": "too_short",
+    }
     assert rec.meta == {"seed_ids": ["s1"]}
 
 

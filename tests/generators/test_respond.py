@@ -2,12 +2,15 @@ from generators.respond import SYSTEM_PROMPT, build_grounded_prompt, escape_pass
 
 
 def test_exact_prompt_with_passages_and_input():
-    conv = build_grounded_prompt("Summarize the finding.", "Aspirin inhibits COX.", [("bio-1", "COX makes prostaglandins.")])
+    conv = build_grounded_prompt(
+        "Summarize the finding.", "Aspirin inhibits COX.", [("bio-1", "COX makes prostaglandins.")]
+    )
     assert conv == [
         {"role": "system", "content": SYSTEM_PROMPT},
         {
             "role": "user",
-            "content": 'Reference passages:\n<passage id="bio-1">\nCOX makes prostaglandins.\n</passage>\n\n'
+            "content": 'Reference passages:\n<passage id="bio-1">\n'
+            "COX makes prostaglandins.\n</passage>\n\n"
             "Task:\nSummarize the finding.\n\nInput:\nAspirin inhibits COX.",
         },
     ]
