@@ -82,6 +82,7 @@ def generate(
     max_tokens: Annotated[int, typer.Option(help="Max new tokens per completion.")] = 128,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
     n: Annotated[int, typer.Option("-n", help="Completions per prompt.")] = 1,
+    repetition_penalty: Annotated[float, typer.Option(help="> 1 discourages repetition.")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per prompt.")] = False,
@@ -91,7 +92,12 @@ def generate(
 
     _setup_logging()
     sampling = Sampling(
-        max_tokens=max_tokens, temperature=temperature, n=n, seed=seed, stop=tuple(stop or ())
+        max_tokens=max_tokens,
+        temperature=temperature,
+        n=n,
+        repetition_penalty=repetition_penalty,
+        seed=seed,
+        stop=tuple(stop or ()),
     )
     with _stderr().status(f"loading backend {backend!r} with model {model!r}"):
         llm = load_backend(backend, model)

@@ -24,7 +24,8 @@ log = logging.getLogger("selfalign")
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data" / "biomed"
 TOP_K = 2
-SAMPLING = Sampling(max_tokens=160, temperature=0.0, seed=0)
+# Greedy, with a mild repetition penalty: SmolLM2-135M otherwise loops on long answers.
+SAMPLING = Sampling(max_tokens=160, temperature=0.0, repetition_penalty=1.15, seed=0)
 
 
 @dataclass

@@ -47,7 +47,7 @@ class Embedder:
             self.model = SentenceTransformer(path, device=device, local_files_only=True)
         except Exception as e:  # same as model folders: any failure means "won't load"
             raise load_error("embedder folder", path, e) from None
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self.dim = int(self.model.get_embedding_dimension())
 
     def encode(self, texts: list[str], batch_size: int = ENCODE_BATCH) -> np.ndarray:
         """(len(texts), dim) float32, each row of unit length."""

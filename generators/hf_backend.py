@@ -100,6 +100,7 @@ class TransformersBackend:
             "max_new_tokens": sampling.max_tokens,
             "num_return_sequences": sampling.n,
             "pad_token_id": self.tokenizer.pad_token_id,
+            "repetition_penalty": sampling.repetition_penalty,
         }
         if sampling.temperature > 0:
             kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)

@@ -40,6 +40,9 @@ class Sampling:
     temperature: float = 0.0
     top_p: float = 1.0
     n: int = 1
+    repetition_penalty: float = (
+        1.0  # > 1 discourages repeating prompt/output tokens (both backends)
+    )
     seed: int | None = None
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
@@ -53,6 +56,10 @@ class Sampling:
             raise SelfAlignError(f"sampling: temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise SelfAlignError(f"sampling: top_p must be in (0, 1], got {self.top_p}")
+        if self.repetition_penalty <= 0:
+            raise SelfAlignError(
+                f"sampling: repetition_penalty must be > 0, got {self.repetition_penalty}"
+            )
         object.__setattr__(self, "stop", tuple(self.stop))
 
 

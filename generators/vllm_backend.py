@@ -102,6 +102,7 @@ def to_vllm_params(sampling: Sampling, index: int) -> Any:
         "max_tokens": sampling.max_tokens,
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
+        "repetition_penalty": sampling.repetition_penalty,
         "stop": list(sampling.stop) or None,
         "seed": None if sampling.seed is None else sampling.seed + index,
     }

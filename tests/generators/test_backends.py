@@ -5,7 +5,7 @@ import json
 import pytest
 
 from generators.llm import Sampling
-from generators.vllm_backend import get_engine
+from generators.vllm_backend import get_engine, to_vllm_params
 
 pytestmark = pytest.mark.slow
 
@@ -99,3 +99,13 @@ def test_vllm_json_schema_is_enforced(vllm_llm):
 
 def test_one_engine_per_process(vllm_llm, default_model):
     assert get_engine(default_model.path) is vllm_llm.engine
+
+
+def test_sampling_maps_onto_each_engine(hf_llm):
+    sampling = Sampling(max_tokens=9, temperature=0.5, top_p=0.9, repetition_penalty=1.2, seed=10)
+    params = to_vllm_params(sampling, 3)
+    assert (params.max_tokens, params.temperature, params.top_p) == (9, 0.5, 0.9)
+    assert params.repetition_penalty == 1.2 and params.seed == 13
+    kwargs = hf_llm._generate_kwargs(sampling)
+    assert kwargs["max_new_tokens"] == 9 and kwargs["repetition_penalty"] == 1.2
+    assert kwargs["do_sample"] and kwargs["temperature"] == 0.5 and kwargs["top_p"] == 0.9

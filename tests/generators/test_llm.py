@@ -18,6 +18,7 @@ def test_truncate_at_stop_cuts_at_earliest():
         ({"n": 0}, "n must be >= 1"),
         ({"temperature": -1}, "temperature must be >= 0"),
         ({"top_p": 0}, "top_p must be in (0, 1]"),
+        ({"repetition_penalty": 0}, "repetition_penalty must be > 0"),
     ],
 )
 def test_sampling_rejects_bad_values(kwargs, message):

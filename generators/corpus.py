@@ -1,0 +1,214 @@
+"""Corpus ingest: documents from disk -> overlapping word-window passages for retrieval.
+
+Inputs, detected from the path:
+- `.jsonl`: one `{"id": str, "text": str, ...}` per line (other keys ignored);
+- `.parquet`: `id` and `text` columns, read batch by batch;
+- a folder saved by `datasets.save_to_disk` (has dataset_info.json / state.json), `id` + `text`;
+- any other folder: every `.txt` file below it (sorted); the doc id is the relative path without
+  `.txt` (`notes/a.txt` -> "notes/a"); UTF-8 with or without BOM, CRLF -> LF.
+
+A passage's id is its document id when the document is one chunk, else "<doc id>#<k>" (k from 0),
+so ids stay the same while the document and chunk settings do. Empty documents and exact duplicate
+passages (same whitespace-normalized text) are kept in `Corpus.dropped` with a reason.
+Bad input is a `SelfAlignError` naming the file and line / row / .txt file.
+
+Not handled: sentence- or token-aware splitting, near-duplicates (the dedup filter's job), saved
+DatasetDicts (point at one split's folder), gzip, a doc id that looks like another's "<id>#<k>".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generators.errors import SelfAlignError
+from generators.seeds import decode_utf8, iter_jsonl_objects, json_type
+
+# all-MiniLM-L6-v2 (the default embedder) truncates at 256 word pieces, about 180-200 English
+# words: longer chunks would be cut silently. The demo passages (80-180 words) stay one chunk each.
+CHUNK_WORDS = 180
+# ~2 sentences: a fact that straddles a window boundary still appears whole in one passage.
+CHUNK_OVERLAP = 30
+BATCH_ROWS = 1024  # Parquet / dataset rows read per step: bounds memory on big corpora
+DATASET_MARKERS = ("dataset_info.json", "state.json")  # files `save_to_disk` writes
+COLUMNS = ["id", "text"]
+
+Located = tuple[str, str, Any]  # (where, id, text) as read; `where` names file and line / row
+
+
+@dataclass(frozen=True)
+class Passage:
+    """One retrievable chunk of a document."""
+
+    id: str
+    text: str
+    doc_id: str
+
+
+@dataclass
+class Corpus:
+    """Kept passages, dropped ones with their reason, and the source path as given."""
+
+    passages: list[Passage]
+    dropped: list[tuple[Passage, str]]
+    source: str
+
+
+def _check_window(size_words: int, overlap_words: int) -> None:
+    if size_words < 1:
+        raise SelfAlignError(f"chunk_words must be at least 1, got {size_words}")
+    if not 0 <= overlap_words < size_words:
+        raise SelfAlignError(
+            f"overlap_words must be >= 0 and < chunk_words ({size_words}), got {overlap_words}"
+        )
+
+
+def chunk_text(text: str, size_words: int, overlap_words: int) -> list[str]:
+    """Word windows of `size_words`, each starting `size_words - overlap_words` after the last.
+
+    `chunk_text("a b c d e f", 3, 1)` -> ['a b c', 'c d e', 'e f']; short text stays one chunk,
+    whitespace collapses to single spaces, blank text gives [].
+    """
+    _check_window(size_words, overlap_words)
+    words = text.split()
+    step = size_words - overlap_words
+    chunks = []
+    for start in range(0, len(words), step):
+        chunks.append(" ".join(words[start : start + size_words]))
+        if start + size_words >= len(words):
+            break
+    return chunks
+
+
+def _checked(where: str, doc_id: Any, text: Any) -> tuple[str, str]:
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise SelfAlignError(f"{where}: 'id' must be a non-empty string, got {json_type(doc_id)}")
+    if not isinstance(text, str):
+        raise SelfAlignError(f"{where}: 'text' must be a string, got {json_type(text)}")
+    return doc_id, text
+
+
+def _jsonl_docs(path: Path) -> Iterator[Located]:
+    for lineno, obj in iter_jsonl_objects(path):
+        yield f"{path}:{lineno}", obj.get("id"), obj.get("text")
+
+
+def _batched_rows(path: Path, batches: Iterable[dict[str, list[Any]]]) -> Iterator[Located]:
+    """Rows of column batches ({"id": [...], "text": [...]}) numbered from 0 across batches."""
+    row = 0
+    for batch in batches:
+        for doc_id, text in zip(batch["id"], batch["text"], strict=True):
+            yield f"{path}: row {row}", doc_id, text
+            row += 1
+
+
+def _require_columns(path: Path, kind: str, names: list[str]) -> None:
+    if not set(COLUMNS) <= set(names):
+        found = ", ".join(names) or "none"
+        raise SelfAlignError(f"{path}: {kind} needs 'id' and 'text' columns (found: {found})")
+
+
+def _parquet_docs(path: Path) -> Iterator[Located]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as e:
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SelfAlignError(f"{path}: not a readable Parquet file ({first_line})") from None
+    _require_columns(path, "Parquet file", pf.schema_arrow.names)
+    batches = pf.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS)
+    return _batched_rows(path, (b.to_pydict() for b in batches))
+
+
+def _saved_dataset_docs(path: Path) -> Iterator[Located]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except (OSError, ValueError) as e:
+        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise SelfAlignError(f"{path}: not a readable saved dataset ({first_line})") from None
+    _require_columns(path, "saved dataset", list(ds.column_names))
+    return _batched_rows(path, ds.select_columns(COLUMNS).iter(batch_size=BATCH_ROWS))
+
+
+def _read_txt(file: Path) -> str:
+    raw = file.read_bytes()
+    if b"\x00" in raw:
+        raise SelfAlignError(f"{file}: binary file (NUL bytes), expected UTF-8 text")
+    return decode_utf8(raw, file).replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _txt_folder_docs(path: Path) -> Iterator[Located]:
+    files = sorted((p.relative_to(path).as_posix(), p) for p in path.rglob("*.txt") if p.is_file())
+    if not files:
+        raise SelfAlignError(
+            f"{path}: no .txt files, and not a datasets.save_to_disk folder "
+            f"(no {' or '.join(DATASET_MARKERS)})"
+        )
+    return ((str(file), rel[: -len(".txt")], _read_txt(file)) for rel, file in files)
+
+
+def _located_docs(path: Path) -> Iterator[Located]:
+    """The reader for `path`'s format; cheap checks (path, columns, any .txt) happen now."""
+    if path.is_dir():
+        if (path / "dataset_dict.json").is_file():
+            raise SelfAlignError(f"{path}: a saved DatasetDict; point at one split's folder")
+        if any((path / name).is_file() for name in DATASET_MARKERS):
+            return _saved_dataset_docs(path)
+        return _txt_folder_docs(path)
+    if not path.is_file():
+        raise SelfAlignError(f"{path}: no such file or folder")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _jsonl_docs(path)
+    if suffix == ".parquet":
+        return _parquet_docs(path)
+    raise SelfAlignError(
+        f"{path}: unknown corpus format {suffix!r} "
+        "(expected .jsonl, .parquet, a folder of .txt files or a datasets.save_to_disk folder)"
+    )
+
+
+def _unique(docs: Iterator[Located]) -> Iterator[tuple[str, str]]:
+    first_at: dict[str, str] = {}
+    for where, doc_id, text in docs:
+        doc_id, text = _checked(where, doc_id, text)
+        if doc_id in first_at:
+            raise SelfAlignError(
+                f"{where}: duplicate document id {doc_id!r} (first at {first_at[doc_id]})"
+            )
+        first_at[doc_id] = where
+        yield doc_id, text
+
+
+def iter_documents(path: str | Path) -> Iterator[tuple[str, str]]:
+    """Stream (doc id, text) from a corpus path; ids are checked unique as they come."""
+    return _unique(_located_docs(Path(path)))
+
+
+def load_corpus(
+    path: str | Path, chunk_words: int = CHUNK_WORDS, overlap_words: int = CHUNK_OVERLAP
+) -> Corpus:
+    """Chunk every document into passages; drop empty documents and exact duplicate passages."""
+    _check_window(chunk_words, overlap_words)
+    corpus = Corpus(passages=[], dropped=[], source=str(path))
+    first_id: dict[str, str] = {}  # passage text -> id of the passage that kept it
+    for doc_id, text in iter_documents(path):
+        chunks = chunk_text(text, chunk_words, overlap_words)
+        if not chunks:
+            corpus.dropped.append((Passage(doc_id, text, doc_id), "empty_text"))
+        for k, chunk in enumerate(chunks):
+            passage = Passage(doc_id if len(chunks) == 1 else f"{doc_id}#{k}", chunk, doc_id)
+            kept_id = first_id.setdefault(chunk, passage.id)
+            if kept_id == passage.id:
+                corpus.passages.append(passage)
+            else:
+                corpus.dropped.append((passage, f"duplicate_of_{kept_id}"))
+    if not corpus.passages:
+        raise SelfAlignError(f"{path}: empty corpus: no document has any text")
+    return corpus
