@@ -40,7 +40,7 @@ endif
 
 demo: $(STAMP)
 	$(BIN)/selfalign models prepare
-	$(BIN)/selfalign demo
+	$(BIN)/selfalign run flows/recipes/biomed-demo.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -51,6 +51,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/backend_overhead.py
+	$(BIN)/python benchmarks/novelty.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

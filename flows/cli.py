@@ -114,28 +114,87 @@ def generate(
             typer.echo(c.strip() + "\n")
 
 
+def _prefect_defaults() -> None:
+    # The temporary local server needs ~13 s to start here; Prefect's default limit is 20 s.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+
+def _check_inputs(recipe) -> None:
+    """Check seeds, corpus and model before the flow starts: bad input fails fast, writes nothing.
+
+    Reads the corpus once without chunking; the flow reads it again (a second streamed pass).
+    """
+    from generators.corpus import iter_documents
+    from generators.models import resolve_model
+    from generators.seeds import load_seeds
+
+    load_seeds(recipe.seeds)
+    if sum(1 for _ in iter_documents(recipe.corpus.path)) == 0:
+        raise SelfAlignError(f"{recipe.corpus.path}: the corpus has no documents")
+    if recipe.corpus.overlap_words >= recipe.corpus.chunk_words:
+        raise SelfAlignError(
+            "recipe: 'corpus.overlap_words' must be smaller than 'corpus.chunk_words'"
+        )
+    resolve_model(recipe.model.name)
+
+
 @app.command()
-def demo(
-    backend: BackendOpt = "auto",
-    model: ModelOpt = "default",
-    out: Annotated[Path, typer.Option(help="Run folder.")] = Path("runs/demo-smoke"),
-    limit: Annotated[int, typer.Option(help="Seed tasks to answer.")] = 20,
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see flows/recipes/).")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set generate.prompts=8"),
+    ] = None,
 ) -> None:
-    """The demo job: grounded answers to the biomedical seed tasks, written to a run folder."""
-    from flows.smoke import run_smoke
+    """Run the Self-Specialization flow on a recipe; prints the run folder."""
+    from flows.recipe import load_recipe
 
     _setup_logging()
-    result = run_smoke(out, backend=backend, model=model, limit=limit)
-    console = _stderr()
-    for rec in result.examples:
-        console.rule(f"[bold]{rec.instruction[:90]}")
-        console.print(f"[dim]passages: {', '.join(rec.passages)}[/dim]")
-        console.print(rec.output.strip())
-    console.rule()
-    console.print(
-        f"{result.count} records, {result.tokens_per_s:.0f} output tok/s on {result.model_id}"
+    loaded = load_recipe(recipe, set_ or [])
+    _check_inputs(loaded)
+    _prefect_defaults()
+    from flows.pipeline import self_specialize
+
+    run_dir = Path(self_specialize(recipe=loaded.model_dump()))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    _stderr().print(
+        f"{manifest['records']} records in {manifest['seconds']} s; "
+        f"LLM calls this run: {manifest['llm_calls_this_process']['conversations']}"
     )
-    typer.echo(f"dataset: {result.path}")
+    typer.echo(f"run: {run_dir}")
+    typer.echo(f"dataset: {run_dir / 'export'}")
+
+
+@app.command()
+def demo() -> None:
+    """Run the biomedical demo recipe (flows/recipes/biomed-demo.yaml)."""
+    run(Path(__file__).resolve().parent / "recipes" / "biomed-demo.yaml")
+
+
+@app.command("export")
+def export_run(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (runs/<name>).")],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl | parquet | hf | alpaca")
+    ] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Output file (folder for hf).")] = None,
+) -> None:
+    """Re-export a finished run's curated records in another format."""
+    from flows.export import FORMATS, write_format
+    from flows.rundir import final_stage, read_records
+
+    if fmt not in FORMATS:
+        raise SelfAlignError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if not (run_dir / "manifest.json").is_file():
+        raise SelfAlignError(f"{run_dir}: not a finished run (no manifest.json)")
+    records = read_records(final_stage(run_dir) / "kept.parquet")
+    suffix = {"jsonl": ".jsonl", "parquet": ".parquet", "hf": "", "alpaca": ".json"}[fmt]
+    target = out or run_dir / "export" / f"{'alpaca' if fmt == 'alpaca' else 'train'}{suffix}"
+    try:
+        write_format(records, fmt, target)
+    except OSError as e:
+        raise SelfAlignError(f"{target}: cannot write ({e.strerror or e})") from None
+    typer.echo(str(target))
 
 
 def main() -> None:

@@ -110,6 +110,11 @@ def _require_columns(path: Path, kind: str, names: list[str]) -> None:
         raise SelfAlignError(f"{path}: {kind} needs 'id' and 'text' columns (found: {found})")
 
 
+def _first_line(e: Exception) -> str:
+    """Library errors can span lines; ours are one line."""
+    return (str(e).splitlines() or [type(e).__name__])[0]
+
+
 def _parquet_docs(path: Path) -> Iterator[Located]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -117,8 +122,7 @@ def _parquet_docs(path: Path) -> Iterator[Located]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
-        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SelfAlignError(f"{path}: not a readable Parquet file ({first_line})") from None
+        raise SelfAlignError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
     _require_columns(path, "Parquet file", pf.schema_arrow.names)
     batches = pf.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS)
     return _batched_rows(path, (b.to_pydict() for b in batches))
@@ -130,8 +134,7 @@ def _saved_dataset_docs(path: Path) -> Iterator[Located]:
     try:
         ds = datasets.load_from_disk(str(path))
     except (OSError, ValueError) as e:
-        first_line = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise SelfAlignError(f"{path}: not a readable saved dataset ({first_line})") from None
+        raise SelfAlignError(f"{path}: not a readable saved dataset ({_first_line(e)})") from None
     _require_columns(path, "saved dataset", list(ds.column_names))
     return _batched_rows(path, ds.select_columns(COLUMNS).iter(batch_size=BATCH_ROWS))
 

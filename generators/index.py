@@ -57,8 +57,7 @@ class PassageIndex:
         key = corpus_key(embedder.model_id, ids, texts)
         manifest = folder / MANIFEST_FILE
         if manifest.is_file() and json.loads(manifest.read_text()).get("key") == key:
-            index = faiss.read_index(str(folder / INDEX_FILE))
-            return cls(index, json.loads((folder / IDS_FILE).read_text()), embedder), False
+            return cls.load(folder, embedder), False
         index = faiss.IndexFlatIP(embedder.dim)
         for start in range(0, len(texts), ADD_BATCH):
             index.add(embedder.encode(list(texts[start : start + ADD_BATCH])))
@@ -71,6 +70,22 @@ class PassageIndex:
         write_text_atomic(manifest, json.dumps(info, indent=2))
         log.info("indexed %d passages with %s in %s", len(ids), embedder.model_id, folder)
         return cls(index, list(ids), embedder), True
+
+    @classmethod
+    def load(cls, folder: str | Path, embedder: Embedder) -> PassageIndex:
+        """Load a complete index folder (one whose index.json was written)."""
+        import faiss
+
+        folder = Path(folder)
+        if not (folder / MANIFEST_FILE).is_file():
+            raise SelfAlignError(f"index {folder}: incomplete or missing (no {MANIFEST_FILE})")
+        info = json.loads((folder / MANIFEST_FILE).read_text())
+        if info["embedder"] != embedder.model_id:
+            raise SelfAlignError(
+                f"index {folder}: built with {info['embedder']}, not {embedder.model_id}"
+            )
+        index = faiss.read_index(str(folder / INDEX_FILE))
+        return cls(index, json.loads((folder / IDS_FILE).read_text()), embedder)
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Top-k (passage id, cosine) for each query, best first."""

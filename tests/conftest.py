@@ -43,3 +43,13 @@ def embedder():
     from generators.embedder import Embedder
 
     return Embedder()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """A throwaway Prefect server + database for the whole session (~12 s to start)."""
+    os.environ.setdefault("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect-home")))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

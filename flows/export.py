@@ -1,0 +1,142 @@
+"""Export a curated set: chat `messages` for TRL's SFT trainer, plus flat columns and lineage.
+
+    export/train.jsonl     one object per line: id, messages, instruction, input, output,
+                           passages, meta
+    export/train.parquet   the same columns (meta as a JSON string)
+    export/hf/             datasets.save_to_disk of the Parquet table
+    export/README.md       the data card
+
+The whole folder is written under a temp name and swapped in, so a crash leaves the old export or
+none, never half of one. `alpaca` (a JSON list of instruction/input/output) exists for re-export.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from generators.errors import SelfAlignError
+from generators.io import atomic_path, write_jsonl_atomic, write_text_atomic
+from generators.records import Record
+
+FORMATS = ("jsonl", "parquet", "hf", "alpaca")
+CARD_EXAMPLES = 3
+
+
+def user_message(record: Record) -> str:
+    """The prompt the fine-tuned model sees: the instruction, then the input if any."""
+    return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
+
+
+def export_row(record: Record) -> dict[str, Any]:
+    messages = [
+        {"role": "user", "content": user_message(record)},
+        {"role": "assistant", "content": record.output},
+    ]
+    return {"messages": messages, **record.to_dict()}
+
+
+def _parquet_table(records: list[Record]):
+    import pyarrow as pa
+
+    rows = [export_row(r) for r in records]
+    for row in rows:
+        row["meta"] = json.dumps(row["meta"], ensure_ascii=False, sort_keys=True)
+    message = pa.struct([("role", pa.string()), ("content", pa.string())])
+    schema = pa.schema(
+        [
+            ("messages", pa.list_(message)),
+            ("id", pa.string()),
+            ("instruction", pa.string()),
+            ("input", pa.string()),
+            ("output", pa.string()),
+            ("passages", pa.list_(pa.string())),
+            ("meta", pa.string()),
+        ]
+    )
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_format(records: list[Record], fmt: str, out: Path) -> Path:
+    """Write one format to `out` (a file; a folder for `hf`) atomically; returns `out`."""
+    if fmt == "jsonl":
+        write_jsonl_atomic(out, (export_row(r) for r in records))
+    elif fmt == "alpaca":
+        rows = [
+            {"instruction": r.instruction, "input": r.input, "output": r.output} for r in records
+        ]
+        write_text_atomic(out, json.dumps(rows, ensure_ascii=False, indent=1) + "\n")
+    elif fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        with atomic_path(out) as tmp:
+            pq.write_table(_parquet_table(records), tmp)
+    elif fmt == "hf":
+        from datasets import Dataset
+
+        tmp = out.with_name(f".{out.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        Dataset(_parquet_table(records)).save_to_disk(str(tmp))
+        _swap_dir(tmp, out)
+    else:
+        raise SelfAlignError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    return out
+
+
+def _swap_dir(tmp: Path, target: Path) -> None:
+    """Replace folder `target` with `tmp` (old one moved aside first, then removed)."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_export(run_dir: Path, records: list[Record], card: str) -> Path:
+    """The run's export/ folder: train.jsonl, train.parquet, hf/, README.md."""
+    target = run_dir / "export"
+    tmp = run_dir / ".export.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write_format(records, "jsonl", tmp / "train.jsonl")
+    write_format(records, "parquet", tmp / "train.parquet")
+    write_format(records, "hf", tmp / "hf")
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    _swap_dir(tmp, target)
+    return target
+
+
+def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
+    """Markdown data card: recipe, models, counts per stage and reason, examples."""
+    lines = [
+        f"# {manifest['name']}: self-generated instruction data",
+        "",
+        f"Made by selfalign {manifest['versions']['selfalign']} on {manifest['finished_at']}.",
+        f"{len(records)} records. Generator: `{manifest['model_id']}` ({manifest['backend']}); "
+        f"embedder: `{manifest['embedder_id']}`.",
+        "",
+        "## Funnel",
+        "",
+        "| stage | in | kept | dropped | reasons |",
+        "|---|---|---|---|---|",
+    ]
+    for stage in manifest["stages"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stage["reasons"].items())) or "-"
+        counts = " | ".join(str(stage[k]) for k in ("in", "kept", "dropped"))
+        lines.append(f"| {stage['stage']} | {counts} | {reasons} |")
+    lines += ["", "## Examples", ""]
+    for r in records[:CARD_EXAMPLES]:
+        lines += [f"**Instruction:** {r.instruction}", ""]
+        if r.input:
+            lines += [f"**Input:** {r.input}", ""]
+        lines += [
+            f"**Output:** {r.output.strip()}",
+            "",
+            f"Passages: {', '.join(r.passages) or '-'}",
+            "",
+        ]
+    lines += ["## Recipe", "", "```yaml", manifest["recipe_yaml"].rstrip(), "```", ""]
+    return "\n".join(lines)

@@ -1,0 +1,168 @@
+"""The Self-Specialization flow: seeds + domain corpus -> curated, exported instruction data.
+
+    corpus      ingest, chunk, drop duplicate passages; index with the embedder + faiss
+    generate    Self-Instruct prompts (seed + machine demos, grounded in passages) -> numbered lists
+    heuristics  length, blocked words, punctuation, truncation, in-batch duplicates
+    novelty     ROUGE-L against seeds and everything kept so far
+    classify    is the task a classification task?
+    instances   retrieve passages, then write one input for each task
+    respond     answer each task grounded in its retrieved passages
+    export      train.jsonl / train.parquet / hf / data card
+
+Generation runs in batches of prompts because later prompts show earlier kept tasks as demos; the
+per-record stages run in batches of `batch_records`. LLM and retrieval batches are cached tasks
+(flows/tasks.py), so a rerun makes no LLM calls and a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from filters.heuristics import heuristic_filter
+from filters.novelty import NoveltyPool, novelty_filter
+from flows import stages
+from flows.recipe import Recipe
+from flows.run import Run
+from generators.corpus import load_corpus
+from generators.llm import Sampling
+from generators.records import Record
+from generators.seeds import load_seeds
+
+CLASSIFY_MAX_TOKENS = 4  # "Yes" / "No" and a little slack
+
+
+@task(cache_policy=NO_CACHE)
+def filter_heuristics(records: list[Record]) -> tuple[list[Record], list[Record]]:
+    """Self-Instruct's heuristic filters, with reasons."""
+    return heuristic_filter(records)
+
+
+@task(cache_policy=NO_CACHE)
+def filter_novelty(records: list[Record], pool: NoveltyPool) -> tuple[list[Record], list[Record]]:
+    """ROUGE-L novelty against the pool; kept records join the pool."""
+    return novelty_filter(records, pool)
+
+
+def generate_instructions(run: Run, seeds, passages) -> list[Record]:
+    """Bootstrapping: batches of prompts, each batch filtered before the next one samples demos."""
+    cfg, log = run.recipe.generate, get_run_logger()
+    pool = NoveltyPool(run.recipe.novelty.threshold)
+    for seed in seeds:
+        pool.add(seed.id, seed.instruction)
+    kept: list[Record] = []
+    parsed, unparsed, heur_kept, heur_out, nov_out = [], [], [], [], []
+    batches = math.ceil(cfg.prompts / cfg.batch_prompts)
+    for b in range(batches):
+        indices = range(b * cfg.batch_prompts, min(cfg.prompts, (b + 1) * cfg.batch_prompts))
+        prompts = [
+            stages.generation_prompt(i, cfg, run.recipe.seed, seeds, kept, passages)
+            for i in indices
+        ]
+        sampling = Sampling(
+            max_tokens=cfg.max_tokens,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+            seed=stages.derive_seed(run.recipe.seed, "generate", b),
+        )
+        replies = run.llm("generate", b, [p.conversation for p in prompts], sampling)
+        candidates, bad = stages.instructions_from_replies(prompts, replies, run.lineage)
+        after_heuristics, dropped_h = filter_heuristics(candidates)
+        novel, dropped_n = filter_novelty(after_heuristics, pool)
+        kept += novel
+        parsed, unparsed = parsed + candidates, unparsed + bad
+        heur_kept, heur_out, nov_out = (
+            heur_kept + after_heuristics,
+            heur_out + dropped_h,
+            nov_out + dropped_n,
+        )
+        log.info(
+            "generate batch %d/%d: %d prompts -> %d tasks, %d pass heuristics, %d novel (total %d)",
+            b + 1,
+            batches,
+            len(prompts),
+            len(candidates),
+            len(after_heuristics),
+            len(novel),
+            len(kept),
+        )
+    run.stage("generate", cfg.prompts, parsed, unparsed)
+    run.stage("heuristics", len(parsed), heur_kept, heur_out)
+    run.stage("novelty", len(heur_kept), kept, nov_out)
+    return kept
+
+
+def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]) -> list[Record]:
+    """Classify, retrieve, write an input, and answer each task, in batches of records."""
+    r, log = run.recipe, get_run_logger()
+    size = r.batch_records
+    batches = [instructions[i : i + size] for i in range(0, len(instructions), size)]
+    classified, inst_kept, inst_out, answered, resp_out = [], [], [], [], []
+    for b, batch in enumerate(batches):
+        replies = run.llm(
+            "classify",
+            b,
+            stages.classification_prompts(batch),
+            Sampling(max_tokens=CLASSIFY_MAX_TOKENS),
+        )
+        batch = stages.apply_classification(batch, replies)
+        classified += batch
+        batch = stages.attach_passages(batch, run.retrieve(b, [x.instruction for x in batch]))
+        sampling = Sampling(
+            max_tokens=r.instances.max_tokens,
+            temperature=r.instances.temperature,
+            seed=stages.derive_seed(r.seed, "instances", b),
+        )
+        replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
+        with_input, dropped = stages.apply_instances(batch, replies)
+        inst_kept, inst_out = inst_kept + with_input, inst_out + dropped
+        sampling = Sampling(
+            max_tokens=r.respond.max_tokens,
+            temperature=r.respond.temperature,
+            repetition_penalty=r.respond.repetition_penalty,
+            seed=stages.derive_seed(r.seed, "respond", b),
+        )
+        replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
+        done, dropped = stages.apply_responses(with_input, replies)
+        answered, resp_out = answered + done, resp_out + dropped
+        log.info(
+            "records batch %d/%d: %d answered (total %d)",
+            b + 1,
+            len(batches),
+            len(done),
+            len(answered),
+        )
+    run.stage("classify", len(instructions), classified, [])
+    run.stage("instances", len(classified), inst_kept, inst_out)
+    run.stage("respond", len(inst_kept), answered, resp_out)
+    return answered
+
+
+@flow(name="self-specialize")
+def self_specialize(recipe: dict[str, Any]) -> str:
+    """Run a recipe end to end; returns the run folder."""
+    started = time.time()
+    run = Run.start(Recipe.model_validate(recipe))
+    log = get_run_logger()
+    seeds = load_seeds(run.recipe.seeds)
+    corpus = load_corpus(
+        run.recipe.corpus.path, run.recipe.corpus.chunk_words, run.recipe.corpus.overlap_words
+    )
+    run.corpus_stage(corpus)
+    log.info(
+        "%d seeds, %d passages (%d dropped); run folder %s",
+        len(seeds),
+        len(corpus.passages),
+        len(corpus.dropped),
+        run.dir,
+    )
+    run.index(corpus.passages)
+    instructions = generate_instructions(run, seeds, corpus.passages)
+    records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
+    export = run.finish(records, started)
+    log.info("%d records exported to %s", len(records), export)
+    return str(run.dir)

@@ -1,0 +1,139 @@
+"""The recipe: one YAML file per run, validated by pydantic when it is loaded.
+
+Unknown keys are errors naming the key; bad values are errors naming the field. `--set a.b=value`
+overrides a field (the value is parsed as YAML: `--set generate.prompts=8`). Relative paths in a
+recipe are resolved against the recipe file's folder, so a recipe works from any working directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from generators.errors import SelfAlignError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusConfig(Strict):
+    path: str = Field(
+        description="JSONL (id, text), Parquet, a folder of .txt, or a save_to_disk folder"
+    )
+    chunk_words: int = Field(180, ge=16, description="passage length in words")
+    overlap_words: int = Field(30, ge=0, description="words shared by consecutive chunks")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> CorpusConfig:
+        if self.overlap_words >= self.chunk_words:
+            raise ValueError("overlap_words must be smaller than chunk_words")
+        return self
+
+
+class ModelConfig(Strict):
+    backend: Literal["auto", "vllm", "transformers"] = "auto"
+    name: str = Field("default", description="'default', a HF model folder, or a cached model id")
+
+
+class GenerateConfig(Strict):
+    """Self-Instruct bootstrapping (Wang et al. 2023) grounded in passages (Self-Specialization)."""
+
+    prompts: int = Field(48, ge=1, description="instruction-generation prompts in total")
+    batch_prompts: int = Field(
+        16, ge=1, description="prompts per batch; the pool grows between batches"
+    )
+    demos_seed: int = Field(6, ge=0, description="seed tasks shown per prompt (Self-Instruct: 6)")
+    demos_machine: int = Field(
+        2, ge=0, description="generated tasks shown per prompt (Self-Instruct: 2)"
+    )
+    new_per_prompt: int = Field(8, ge=1, description="new tasks asked for per prompt")
+    passages_per_prompt: int = Field(
+        1, ge=0, le=8, description="corpus passages grounding each prompt"
+    )
+    temperature: float = Field(0.9, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(320, ge=16)
+
+
+class NoveltyConfig(Strict):
+    threshold: float = Field(0.7, gt=0, le=1, description="drop if ROUGE-L F > threshold")
+
+
+class InstanceConfig(Strict):
+    max_tokens: int = Field(160, ge=8)
+    temperature: float = Field(0.0, ge=0)
+
+
+class RespondConfig(Strict):
+    top_k: int = Field(2, ge=0, le=16, description="retrieved passages per answer")
+    max_tokens: int = Field(224, ge=8)
+    temperature: float = Field(0.0, ge=0)
+    repetition_penalty: float = Field(1.15, gt=0)
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
+    seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
+    seeds: str = Field(description="seed tasks: Self-Instruct JSONL, Alpaca JSON or own JSONL")
+    corpus: CorpusConfig
+    model: ModelConfig = ModelConfig()
+    embedder: str = Field("default", description="'default' or a sentence-transformers folder")
+    batch_records: int = Field(64, ge=1, description="records per task in the per-record stages")
+    generate: GenerateConfig = GenerateConfig()
+    novelty: NoveltyConfig = NoveltyConfig()
+    instances: InstanceConfig = InstanceConfig()
+    respond: RespondConfig = RespondConfig()
+    runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
+
+
+def _format_error(source: str, err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{where}'"
+    if first["type"] == "missing":
+        return f"{source}: missing key '{where}'"
+    return f"{source}: '{where}': {first['msg']} (got {first.get('input')!r})"
+
+
+def _apply_set(data: dict[str, Any], assignment: str) -> None:
+    import yaml
+
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise SelfAlignError(f"--set {assignment!r}: expected key=value")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise SelfAlignError(f"--set {assignment!r}: '{part}' is not a section")
+    node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
+
+
+def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
+    """Read, override and validate a recipe; relative data paths become absolute."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SelfAlignError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise SelfAlignError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
+    for assignment in overrides:
+        _apply_set(data, assignment)
+    base = path.resolve().parent
+    for section, key in ((data, "seeds"), (data.get("corpus"), "path")):
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            section[key] = str((base / Path(section[key]).expanduser()).resolve())
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise SelfAlignError(_format_error(str(path), e)) from None

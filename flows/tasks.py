@@ -1,0 +1,93 @@
+"""The Prefect tasks that do heavy work, cached by content.
+
+Each task takes a `key` the flow computes from stage + stage config + input content + model id +
+code version, and Prefect persists its result under that key in the run's cache folder. A rerun
+finds every key and returns the stored results without loading a model; a run killed mid-way
+redoes at most the batch that was in flight.
+
+Models are loaded lazily inside the tasks and shared by every task of the process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.context import TaskRunContext
+
+from generators.llm import LLM, Conversation, Sampling
+
+# What this process asked the LLM (a fully cached rerun leaves both at 0).
+LLM_CALLS = {"batches": 0, "conversations": 0}
+PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages")
+
+
+def content_key(*parts: Any) -> str:
+    """sha256 of the JSON of `parts`: ("generate", {"t": 0.9}, [...]) -> 'a3f0...'."""
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the modules that shape prompts and parsing: editing a prompt invalidates caches."""
+    h = hashlib.sha256()
+    for name in PROMPT_MODULES:
+        origin = importlib.util.find_spec(name).origin
+        h.update(Path(origin).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    return parameters["key"]
+
+
+@lru_cache(maxsize=4)
+def get_llm(backend: str, model: str) -> LLM:
+    from generators.llm import load_backend
+
+    return load_backend(backend, model, progress=True)
+
+
+@lru_cache(maxsize=2)
+def get_embedder(name: str):
+    from generators.embedder import Embedder
+
+    return Embedder(name)
+
+
+@task(cache_key_fn=given_key, persist_result=True)
+def llm_batch(
+    key: str, conversations: list[Conversation], sampling: dict[str, Any], backend: str, model: str
+) -> list[list[str]]:
+    """One batched LLM call."""
+    llm = get_llm(backend, model)
+    LLM_CALLS["batches"] += 1
+    LLM_CALLS["conversations"] += len(conversations)
+    return llm.chat(conversations, Sampling(**sampling))
+
+
+@task(cache_key_fn=given_key, persist_result=True)
+def build_index(key: str, folder: str, embedder: str, ids: list[str], texts: list[str]) -> str:
+    """Embed the corpus passages into a faiss index folder (reused while unchanged)."""
+    from generators.index import PassageIndex
+
+    PassageIndex.build_or_load(ids, texts, get_embedder(embedder), folder)
+    return folder
+
+
+@task(cache_key_fn=given_key, persist_result=True)
+def retrieve_batch(
+    key: str, folder: str, embedder: str, queries: list[str], k: int
+) -> list[list[tuple[str, float]]]:
+    """Top-k passages (id, cosine) for each query."""
+    from generators.index import PassageIndex
+
+    if k == 0:
+        return [[] for _ in queries]
+    return PassageIndex.load(folder, get_embedder(embedder)).search(queries, k)

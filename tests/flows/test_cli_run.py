@@ -1,0 +1,66 @@
+"""`selfalign run` / `selfalign export` on bad input: one error line, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.flows.test_cli import assert_one_line_error, run_cli
+
+GOOD_SEED = {"instruction": "Explain ATP.", "output": "ATP stores energy."}
+
+
+def make_recipe(tmp_path, seeds: bytes | None = None, corpus: bytes | None = None, extra: str = ""):
+    (tmp_path / "seeds.jsonl").write_bytes(
+        seeds if seeds is not None else json.dumps(GOOD_SEED).encode() + b"\n"
+    )
+    (tmp_path / "corpus.jsonl").write_bytes(
+        corpus if corpus is not None else b'{"id": "d1", "text": "ATP is made in mitochondria."}\n'
+    )
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        "name: bad\nseeds: seeds.jsonl\ncorpus:\n  path: corpus.jsonl\n"
+        f"runs_dir: {tmp_path / 'runs'}\n{extra}"
+    )
+    return recipe
+
+
+@pytest.mark.parametrize(
+    "kwargs, needles",
+    [
+        ({"seeds": b'{"instruction": "ok"}\n{"instruction": \n'}, ["seeds.jsonl:2", "JSON"]),
+        ({"seeds": b'{"instruction": 42}\n'}, ["seeds.jsonl:1", "instruction"]),
+        ({"seeds": b'{"input": "x"}\n'}, ["seeds.jsonl:1", "instruction"]),
+        ({"seeds": b'{"instruction": "caf\xe9"}\n'}, ["seeds.jsonl:1", "UTF-8"]),
+        ({"seeds": b""}, ["seeds.jsonl", "empty"]),
+        (
+            {"corpus": b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n'},
+            ["corpus.jsonl:2", "duplicate"],
+        ),
+        ({"corpus": b'{"id": "a"}\n'}, ["corpus.jsonl:1", "text"]),
+        ({"extra": "generate:\n  prompts: 0\n"}, ["recipe.yaml", "generate.prompts"]),
+        ({"extra": "colour: red\n"}, ["recipe.yaml", "unknown key 'colour'"]),
+        ({"extra": "model:\n  name: /no/such/model\n"}, ["'/no/such/model'", "no such folder"]),
+        (
+            {"extra": "corpus:\n  path: corpus.jsonl\n  overlap_words: 500\n"},
+            ["recipe.yaml", "overlap_words must be smaller"],
+        ),
+    ],
+)
+def test_bad_input_fails_before_anything_is_written(tmp_path, kwargs, needles):
+    recipe = make_recipe(tmp_path, **kwargs)
+    proc = run_cli("run", str(recipe))
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_recipe_and_bad_set(tmp_path):
+    assert_one_line_error(run_cli("run", str(tmp_path / "none.yaml")), "no such recipe file")
+    recipe = make_recipe(tmp_path)
+    assert_one_line_error(run_cli("run", str(recipe), "--set", "generate.nope=1"), "generate.nope")
+
+
+def test_export_needs_a_finished_run(tmp_path):
+    assert_one_line_error(run_cli("export", str(tmp_path)), str(tmp_path), "not a finished run")
+    assert_one_line_error(run_cli("export", str(tmp_path), "--format", "csv"), "--format 'csv'")

@@ -1,0 +1,89 @@
+import json
+
+import pytest
+
+from flows.export import data_card, export_row, write_export, write_format
+from flows.rundir import read_records, write_records
+from generators.records import Record
+
+RECORDS = [
+    Record(
+        instruction="Explain ATP.", output="ATP stores energy.", passages=("p1",), meta={"score": 1}
+    ),
+    Record(
+        instruction="Classify the organism.", input="E. coli", output="bacterium", meta={"round": 0}
+    ),
+]
+MANIFEST = {
+    "name": "t",
+    "finished_at": "2026-11-21T00:00:00+00:00",
+    "versions": {"selfalign": "0.1.0"},
+    "model_id": "m@x",
+    "backend": "vllm",
+    "embedder_id": "e",
+    "stages": [{"stage": "novelty", "in": 5, "kept": 2, "dropped": 3, "reasons": {"rouge_l": 3}}],
+    "recipe_yaml": "name: t\n",
+}
+
+
+def test_export_row_is_a_chat_for_trl():
+    row = export_row(RECORDS[1])
+    assert row["messages"] == [
+        {"role": "user", "content": "Classify the organism.\n\nE. coli"},
+        {"role": "assistant", "content": "bacterium"},
+    ]
+    assert row["instruction"] == "Classify the organism." and row["meta"] == {"round": 0}
+
+
+def test_write_export_writes_every_format(tmp_path):
+    from datasets import load_from_disk
+
+    out = write_export(tmp_path, RECORDS, data_card(MANIFEST, RECORDS))
+    lines = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    assert [x["id"] for x in lines] == [r.id for r in RECORDS]
+    hf = load_from_disk(str(out / "hf"))
+    assert hf.column_names[:1] == ["messages"] and hf[1]["messages"][0]["content"].endswith(
+        "E. coli"
+    )
+    assert json.loads(hf[0]["meta"]) == {"score": 1}
+    card = (out / "README.md").read_text()
+    assert "| novelty | 5 | 2 | 3 | rouge_l: 3 |" in card and "Explain ATP." in card
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
+
+
+def test_failed_export_leaves_the_old_one(tmp_path, monkeypatch):
+    write_export(tmp_path, RECORDS[:1], "old card")
+    import flows.export as export
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(export, "_parquet_table", broken)
+    with pytest.raises(RuntimeError):
+        write_export(tmp_path, RECORDS, "new card")
+    assert (tmp_path / "export" / "README.md").read_text() == "old card"
+    assert len((tmp_path / "export" / "train.jsonl").read_text().splitlines()) == 1
+
+
+def test_alpaca_and_parquet_formats(tmp_path):
+    import pandas as pd
+
+    write_format(RECORDS, "alpaca", tmp_path / "a.json")
+    assert json.loads((tmp_path / "a.json").read_text())[1] == {
+        "instruction": "Classify the organism.",
+        "input": "E. coli",
+        "output": "bacterium",
+    }
+    write_format(RECORDS, "parquet", tmp_path / "t.parquet")
+    assert list(pd.read_parquet(tmp_path / "t.parquet")["output"]) == [
+        "ATP stores energy.",
+        "bacterium",
+    ]
+
+
+def test_stage_files_round_trip(tmp_path):
+    dropped = RECORDS[0].drop("novelty", "rouge_l_0.91_vs_s1")
+    write_records(tmp_path / "r.parquet", [dropped])
+    assert read_records(tmp_path / "r.parquet") == [dropped]
+    write_records(tmp_path / "empty.parquet", [])
+    assert read_records(tmp_path / "empty.parquet") == []

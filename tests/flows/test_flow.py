@@ -1,0 +1,130 @@
+"""The Self-Specialization flow on the real default model: end to end, rerun, and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.rundir import read_records
+from flows.tasks import LLM_CALLS
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
+STAGES = ["corpus", "generate", "heuristics", "novelty", "classify", "instances", "respond"]
+
+
+def tiny_recipe(tmp_path: Path, name: str = "tiny", batch_prompts: int = 2) -> dict:
+    return {
+        "name": name,
+        "seed": 3,
+        "seeds": str(DATA / "seeds.jsonl"),
+        "corpus": {"path": str(DATA / "corpus.jsonl")},
+        "model": {"backend": "vllm"},
+        "generate": {"prompts": 4, "batch_prompts": batch_prompts, "max_tokens": 200},
+        "instances": {"max_tokens": 96},
+        "respond": {"max_tokens": 96},
+        "batch_records": 8,
+        "runs_dir": str(tmp_path / "runs"),
+    }
+
+
+def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, prefect_harness, tmp_path):
+    from flows.pipeline import self_specialize
+
+    before = LLM_CALLS["conversations"]
+    run_dir = Path(self_specialize(recipe=tiny_recipe(tmp_path)))
+    first_calls = LLM_CALLS["conversations"] - before
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert first_calls > 0 and manifest["llm_calls_this_process"]["conversations"] >= first_calls
+    assert [s["stage"] for s in manifest["stages"]] == STAGES
+    for number, stage in enumerate(manifest["stages"]):
+        folder = run_dir / "stages" / f"{number:02d}-{stage['stage']}"
+        kept, dropped = (
+            read_records(folder / "kept.parquet"),
+            read_records(folder / "rejected.parquet"),
+        )
+        assert (len(kept), len(dropped)) == (stage["kept"], stage["dropped"])
+        assert all(
+            r.meta["dropped_by"] == stage["stage"] and r.meta["drop_reason"] for r in dropped
+        )
+        if stage["stage"] not in ("generate", "corpus"):
+            assert stage["in"] == stage["kept"] + stage["dropped"], stage
+
+    export = run_dir / "export"
+    rows = [json.loads(line) for line in (export / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == manifest["records"] >= 1
+    for row in rows:
+        assert row["messages"][0]["role"] == "user" and row["messages"][1]["content"].strip()
+        assert row["meta"]["model_id"] == vllm_llm.model_id and row["meta"]["instruction_id"]
+        assert len(row["passages"]) == 2 and len(row["meta"]["demo_seed_ids"]) == 6
+    assert len({r["id"] for r in rows}) == len(rows)
+    assert (export / "train.parquet").is_file() and (export / "hf").is_dir()
+    assert "## Funnel" in (export / "README.md").read_text()
+
+    jsonl = (export / "train.jsonl").read_bytes()
+    calls = LLM_CALLS["conversations"]
+    self_specialize(recipe=tiny_recipe(tmp_path))
+    assert LLM_CALLS["conversations"] == calls  # every LLM batch came from the cache
+    assert (export / "train.jsonl").read_bytes() == jsonl
+
+
+def _write_recipe(tmp_path: Path, name: str) -> Path:
+    import yaml
+
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(tmp_path, name, batch_prompts=1)))
+    return path
+
+
+def _start(recipe: Path, env: dict) -> subprocess.Popen:
+    selfalign = str(Path(sys.executable).with_name("selfalign"))
+    return subprocess.Popen(
+        [selfalign, "run", str(recipe)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _export_ids(run_dir: Path) -> list[str]:
+    lines = (run_dir / "export" / "train.jsonl").read_text().splitlines()
+    return [json.loads(line)["id"] for line in lines]
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_API_URL": ""}
+    reference = _start(_write_recipe(tmp_path, "whole"), env)
+    out, _ = reference.communicate(timeout=900)
+    assert reference.returncode == 0, out[-3000:]
+
+    recipe = _write_recipe(tmp_path, "killed")
+    victim, seen = _start(recipe, env), []
+    deadline = time.time() + 600
+    for line in victim.stdout:  # kill once the second generation batch is done
+        seen.append(line)
+        if "generate batch 2/4" in line or time.time() > deadline:
+            break
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert any("generate batch 2/4" in line for line in seen), "".join(seen)[-3000:]
+    assert not (tmp_path / "runs" / "killed" / "export").exists()
+
+    resumed = _start(recipe, env)
+    out, _ = resumed.communicate(timeout=900)
+    assert resumed.returncode == 0, out[-3000:]
+    assert (
+        "generate-0' - Finished in state Cached" in out
+        and "generate-1' - Finished in state Cached" in out
+    )
+    ids = _export_ids(tmp_path / "runs" / "killed")
+    assert ids == _export_ids(tmp_path / "runs" / "whole") and len(ids) == len(set(ids)) >= 1

@@ -1,0 +1,70 @@
+from pathlib import Path
+
+import pytest
+
+from flows.recipe import load_recipe
+from generators.errors import SelfAlignError
+
+DEMO = Path(__file__).resolve().parents[2] / "flows" / "recipes" / "biomed-demo.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "r.yaml"
+    path.write_text(text)
+    return path
+
+
+MINIMAL = "name: t\nseeds: s.jsonl\ncorpus:\n  path: c.jsonl\n"
+
+
+def test_demo_recipe_loads_with_paths_resolved():
+    recipe = load_recipe(DEMO)
+    assert recipe.name == "biomed-demo" and recipe.generate.prompts == 48
+    assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
+    assert Path(recipe.corpus.path).is_file()
+
+
+def test_relative_paths_are_relative_to_the_recipe(tmp_path):
+    recipe = load_recipe(write(tmp_path, MINIMAL))
+    assert recipe.seeds == str(tmp_path / "s.jsonl")
+    assert recipe.corpus.path == str(tmp_path / "c.jsonl")
+    assert recipe.model.backend == "auto" and recipe.novelty.threshold == 0.7
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (MINIMAL + "genrate:\n  prompts: 3\n", "unknown key 'genrate'"),
+        (MINIMAL + "generate:\n  promts: 3\n", "unknown key 'generate.promts'"),
+        (
+            MINIMAL + "generate:\n  prompts: -2\n",
+            "'generate.prompts': Input should be greater than or equal to 1",
+        ),
+        (MINIMAL + "model:\n  backend: llamacpp\n", "'model.backend'"),
+        (MINIMAL + "novelty:\n  threshold: 1.5\n", "'novelty.threshold'"),
+        ("seeds: s.jsonl\ncorpus:\n  path: c.jsonl\n", "missing key 'name'"),
+        ("name: t\nseeds: [\n", "not valid YAML"),
+        ("- a\n- b\n", "a recipe must be a mapping"),
+        (MINIMAL.replace("name: t", "name: ../escape"), "'name'"),
+    ],
+)
+def test_bad_recipes_name_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(SelfAlignError) as err:
+        load_recipe(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_set_overrides_and_validates(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    recipe = load_recipe(path, ["generate.prompts=5", "respond.top_k=0", "model.name=/m"])
+    assert (recipe.generate.prompts, recipe.respond.top_k, recipe.model.name) == (5, 0, "/m")
+    with pytest.raises(SelfAlignError, match="unknown key 'generate.nope'"):
+        load_recipe(path, ["generate.nope=1"])
+    with pytest.raises(SelfAlignError, match="expected key=value"):
+        load_recipe(path, ["generate.prompts"])
+
+
+def test_missing_recipe_file(tmp_path):
+    with pytest.raises(SelfAlignError, match="no such recipe file"):
+        load_recipe(tmp_path / "nope.yaml")

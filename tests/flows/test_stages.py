@@ -1,0 +1,84 @@
+"""The pure glue between prompts, replies and records (no model)."""
+
+from flows import stages
+from flows.recipe import GenerateConfig
+from generators.corpus import Passage
+from generators.records import Record
+from generators.seeds import Seed
+
+SEEDS = [Seed(id=f"s{i}", instruction=f"Seed task number {i}.", instances=()) for i in range(8)]
+PASSAGES = [Passage(id=f"p{i}", text=f"Passage text {i}.", doc_id=f"p{i}") for i in range(5)]
+
+
+def test_derive_seed_is_stable_and_distinct():
+    assert stages.derive_seed(0, "gen", 1) == stages.derive_seed(0, "gen", 1)
+    assert stages.derive_seed(0, "gen", 1) != stages.derive_seed(0, "gen", 2)
+    assert 0 <= stages.derive_seed(7, "x") < 2**31
+
+
+def test_generation_prompt_samples_demos_and_passages_deterministically():
+    cfg = GenerateConfig(demos_seed=3, demos_machine=2, passages_per_prompt=2)
+    pool = [Record(instruction="Machine task one."), Record(instruction="Machine task two.")]
+    a = stages.generation_prompt(4, cfg, 0, SEEDS, pool, PASSAGES)
+    b = stages.generation_prompt(4, cfg, 0, SEEDS, pool, PASSAGES)
+    assert a == b
+    assert len(a.seed_ids) == 3 and len(a.machine_ids) == 2 and a.first_number == 6
+    assert len(a.passage_ids) == 2 and all(
+        p in a.conversation[-1]["content"] for p in a.passage_ids
+    )
+    first = stages.generation_prompt(0, cfg, 0, SEEDS, [], PASSAGES)
+    assert first.machine_ids == () and first.first_number == 4
+
+
+def test_replies_become_records_with_lineage():
+    cfg = GenerateConfig(demos_seed=2, demos_machine=0, passages_per_prompt=1)
+    prompts = [stages.generation_prompt(i, cfg, 0, SEEDS, [], PASSAGES) for i in range(2)]
+    replies = [
+        ["3. Explain how insulin lowers glucose.\n4. List two causes of anemia"],
+        ["no list here"],
+    ]
+    kept, dropped = stages.instructions_from_replies(
+        prompts, replies, {"model_id": "m", "round": 0}
+    )
+    assert [(r.instruction, r.meta["truncated"]) for r in kept] == [
+        ("Explain how insulin lowers glucose.", False),
+        ("List two causes of anemia", True),
+    ]
+    assert kept[0].meta["generation_passages"] == list(prompts[0].passage_ids)
+    assert kept[0].meta["model_id"] == "m" and kept[0].meta["prompt_index"] == 0
+    assert [(d.meta["drop_reason"], d.meta["reply"]) for d in dropped] == [
+        ("reply_unparseable", "no list here")
+    ]
+
+
+def test_classification_instances_and_responses():
+    records = [Record(instruction="Is aspirin an NSAID?"), Record(instruction="Explain sepsis.")]
+    records = stages.apply_classification(records, [["Yes."], ["maybe"]])
+    assert [(r.meta["is_classification"], r.meta["classify_reply_clear"]) for r in records] == [
+        (True, True),
+        (False, False),
+    ]
+    records = stages.attach_passages(records, [[("p1", 0.812345)], [("p2", 0.5), ("p3", 0.4)]])
+    assert records[1].passages == ("p2", "p3") and records[0].meta["passage_scores"] == [0.8123]
+    kept, dropped = stages.apply_instances(
+        records, [["Input: aspirin\nOutput: Yes"], ["nothing useful"]]
+    )
+    assert [(r.input, r.meta["instance_output"]) for r in kept] == [("aspirin", "Yes")]
+    assert kept[0].meta["instruction_id"] == records[0].id and kept[0].id != records[0].id
+    assert dropped[0].meta["drop_reason"] == "instance_unparseable"
+    answered, empty = stages.apply_responses(kept + kept, [["  Yes, it is.  "], ["   "]])
+    assert answered[0].output == "Yes, it is." and empty[0].meta["drop_reason"] == "response_empty"
+
+
+def test_reason_kind_and_counts():
+    assert stages.reason_kind("rouge_l_0.82_vs_ab12") == "rouge_l"
+    assert stages.reason_kind("duplicate_of_x#1") == "duplicate"
+    assert stages.reason_kind("blocked_word_image") == "blocked_word_image"
+    dropped = [Record(instruction=str(i)).drop("s", f"rouge_l_0.9{i}_vs_k") for i in range(3)]
+    assert stages.stage_counts("novelty", 5, [Record(instruction="a")], dropped) == {
+        "stage": "novelty",
+        "in": 5,
+        "kept": 1,
+        "dropped": 3,
+        "reasons": {"rouge_l": 3},
+    }
