@@ -96,6 +96,16 @@ def generate_instructions(run: Run, seeds, passages) -> list[Record]:
     return kept
 
 
+def stage_sampling(cfg, seed: int, stage: str, batch: int) -> Sampling:
+    """Sampling for a per-record stage from its recipe section, seeded per (stage, batch)."""
+    return Sampling(
+        max_tokens=cfg.max_tokens,
+        temperature=cfg.temperature,
+        repetition_penalty=getattr(cfg, "repetition_penalty", 1.0),
+        seed=stages.derive_seed(seed, stage, batch),
+    )
+
+
 def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]) -> list[Record]:
     """Classify, retrieve, write an input, and answer each task, in batches of records."""
     r, log = run.recipe, get_run_logger()
@@ -112,20 +122,11 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
         batch = stages.apply_classification(batch, replies)
         classified += batch
         batch = stages.attach_passages(batch, run.retrieve(b, [x.instruction for x in batch]))
-        sampling = Sampling(
-            max_tokens=r.instances.max_tokens,
-            temperature=r.instances.temperature,
-            seed=stages.derive_seed(r.seed, "instances", b),
-        )
+        sampling = stage_sampling(r.instances, r.seed, "instances", b)
         replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
         with_input, dropped = stages.apply_instances(batch, replies)
         inst_kept, inst_out = inst_kept + with_input, inst_out + dropped
-        sampling = Sampling(
-            max_tokens=r.respond.max_tokens,
-            temperature=r.respond.temperature,
-            repetition_penalty=r.respond.repetition_penalty,
-            seed=stages.derive_seed(r.seed, "respond", b),
-        )
+        sampling = stage_sampling(r.respond, r.seed, "respond", b)
         replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
         done, dropped = stages.apply_responses(with_input, replies)
         answered, resp_out = answered + done, resp_out + dropped

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
-from generators.seeds import decode_utf8, iter_jsonl_objects, json_type
+from generators.io import decode_utf8, iter_jsonl_objects, json_type
 
 # all-MiniLM-L6-v2 (the default embedder) truncates at 256 word pieces, about 180-200 English
 # words: longer chunks would be cut silently. The demo passages (80-180 words) stay one chunk each.

@@ -21,15 +21,22 @@ def escape_passage(text: str) -> str:
     return text.replace("<", "&lt;")
 
 
+def passage_section(passages: list[tuple[str, str]]) -> str:
+    """Tagged passages: [("p1", "Text.")] -> 'Reference passages:\n<passage id="p1">...'."""
+    if not passages:
+        return ""
+    blocks = "\n".join(
+        f'<passage id="{pid}">\n{escape_passage(text)}\n</passage>' for pid, text in passages
+    )
+    return f"Reference passages:\n{blocks}\n\n"
+
+
 def build_grounded_prompt(
     instruction: str, input_text: str, passages: list[tuple[str, str]]
 ) -> Conversation:
     """Chat asking to answer `instruction` (+ `input`) grounded in (id, text) passages."""
-    blocks = "\n".join(
-        f'<passage id="{pid}">\n{escape_passage(text)}\n</passage>' for pid, text in passages
-    )
     task = instruction.strip()
     if input_text.strip():
         task += f"\n\nInput:\n{input_text.strip()}"
-    user = f"Reference passages:\n{blocks}\n\nTask:\n{task}" if passages else task
+    user = f"{passage_section(passages)}Task:\n{task}" if passages else task
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]

@@ -19,14 +19,13 @@ Not handled: YAML/CSV seeds, JSON lists inside .jsonl, gzip, several instances i
 
 from __future__ import annotations
 
-import codecs
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
+from generators.io import decode_utf8, iter_jsonl_objects, json_type
 
 OWN_KEYS = frozenset({"id", "instruction", "input", "output", "is_classification"})
 
@@ -39,47 +38,6 @@ class Seed:
     instruction: str
     instances: tuple[tuple[str, str], ...]
     is_classification: bool = False
-
-
-def json_type(value: Any) -> str:
-    """JSON name of a parsed value's type: `json_type({})` -> 'object'."""
-    names = {dict: "object", list: "list", str: "string", bool: "boolean", type(None): "null"}
-    return names.get(type(value), "number")
-
-
-def decode_utf8(raw: bytes, path: str | Path, first_line: int = 1) -> str:
-    """Decode UTF-8 text that starts at `first_line` of `path` (a BOM on line 1 is dropped).
-
-    Bad bytes are an error naming `path:line`.
-    """
-    if first_line == 1 and raw.startswith(codecs.BOM_UTF8):
-        raw = raw[len(codecs.BOM_UTF8) :]
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = first_line + raw[: e.start].count(b"\n")
-        raise SelfAlignError(f"{path}:{line}: not valid UTF-8 ({e.reason})") from None
-
-
-def iter_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Stream (line number, object) from a JSONL file; blank lines skipped, errors name the line."""
-    with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            line = decode_utf8(raw, path, first_line=lineno)
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                hint = (
-                    "; a .jsonl file holds one object per line" if line.lstrip()[:1] == "[" else ""
-                )
-                raise SelfAlignError(f"{path}:{lineno}: malformed JSON ({e.msg}){hint}") from None
-            if not isinstance(obj, dict):
-                raise SelfAlignError(
-                    f"{path}:{lineno}: expected a JSON object, got {json_type(obj)}"
-                )
-            yield lineno, obj
 
 
 def _fail(where: str, message: str) -> SelfAlignError:

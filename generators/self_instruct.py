@@ -22,7 +22,7 @@ import re
 
 from generators.errors import SelfAlignError
 from generators.llm import Conversation
-from generators.respond import escape_passage
+from generators.respond import passage_section
 
 # Self-Instruct (Wang et al., 2023, §2.2): each prompt shows 8 tasks, 6 human-written seeds and 2
 # generated in earlier steps, and the model writes tasks 9..16 (its stop sequence is "16").
@@ -58,16 +58,6 @@ _YES_NO_RE = re.compile(r"^\W*(?:answer\W*)?(yes|no)\b", re.IGNORECASE)
 _FIELD_RE = re.compile(
     r"^[\s*#>-]*(class label|label|input|output)[\s*]*:[\s*]*(.*)$", re.IGNORECASE
 )
-
-
-def passage_section(passages: list[tuple[str, str]]) -> str:
-    """Tagged passages: [("p1", "Text.")] -> 'Reference passages:\\n<passage id="p1">...'."""
-    if not passages:
-        return ""
-    blocks = "\n".join(
-        f'<passage id="{pid}">\n{escape_passage(text)}\n</passage>' for pid, text in passages
-    )
-    return f"Reference passages:\n{blocks}\n\n"
 
 
 def build_instruction_prompt(

@@ -69,6 +69,13 @@ def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, prefect_harness
     assert (export / "train.parquet").is_file() and (export / "hf").is_dir()
     assert "## Funnel" in (export / "README.md").read_text()
 
+    from tests.flows.test_cli import run_cli
+
+    proc = run_cli("export", str(run_dir), "--format", "alpaca", "--out", str(tmp_path / "a.json"))
+    assert proc.returncode == 0 and proc.stdout.strip() == str(tmp_path / "a.json")
+    alpaca = json.loads((tmp_path / "a.json").read_text())
+    assert [a["output"] for a in alpaca] == [r["output"] for r in rows]
+
     jsonl = (export / "train.jsonl").read_bytes()
     calls = LLM_CALLS["conversations"]
     self_specialize(recipe=tiny_recipe(tmp_path))
