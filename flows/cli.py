@@ -138,6 +138,22 @@ def _check_inputs(recipe) -> None:
     resolve_model(recipe.model.name)
 
 
+EXAMPLES_SHOWN = 2
+
+
+def _show_examples(train_jsonl: Path) -> None:
+    """Print the first exported records (instruction, input, answer) so a run shows its output."""
+    console = _stderr()
+    with open(train_jsonl, encoding="utf-8") as f:
+        for line, _ in zip(f, range(EXAMPLES_SHOWN), strict=False):
+            row = json.loads(line)
+            console.rule(f"[bold]{row['instruction'][:90]}")
+            if row["input"]:
+                console.print(f"[dim]input:[/dim] {row['input'][:300]}")
+            console.print(row["output"][:600])
+    console.rule()
+
+
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see flows/recipes/).")],
@@ -156,6 +172,7 @@ def run(
     from flows.pipeline import self_specialize
 
     run_dir = Path(self_specialize(recipe=loaded.model_dump()))
+    _show_examples(run_dir / "export" / "train.jsonl")
     manifest = json.loads((run_dir / "manifest.json").read_text())
     _stderr().print(
         f"{manifest['records']} records in {manifest['seconds']} s; "

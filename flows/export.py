@@ -127,7 +127,15 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stage["reasons"].items())) or "-"
         counts = " | ".join(str(stage[k]) for k in ("in", "kept", "dropped"))
         lines.append(f"| {stage['stage']} | {counts} | {reasons} |")
-    lines += ["", "## Examples", ""]
+    lines += [
+        "",
+        "`in` of *generate* counts prompts; each reply's numbered list becomes its kept tasks,",
+        "and a reply with no list is a dropped record. Rejected records of every stage, with",
+        "their reasons, are in the run's `stages/NN-<stage>/rejected.parquet`.",
+        "",
+        "## Examples",
+        "",
+    ]
     for r in records[:CARD_EXAMPLES]:
         lines += [f"**Instruction:** {r.instruction}", ""]
         if r.input:

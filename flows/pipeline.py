@@ -55,7 +55,11 @@ def generate_instructions(run: Run, seeds, passages) -> list[Record]:
     for seed in seeds:
         pool.add(seed.id, seed.instruction)
     kept: list[Record] = []
-    parsed, unparsed, heur_kept, heur_out, nov_out = [], [], [], [], []
+    parsed: list[Record] = []
+    unparsed: list[Record] = []
+    heur_kept: list[Record] = []
+    heur_out: list[Record] = []
+    nov_out: list[Record] = []
     batches = math.ceil(cfg.prompts / cfg.batch_prompts)
     for b in range(batches):
         indices = range(b * cfg.batch_prompts, min(cfg.prompts, (b + 1) * cfg.batch_prompts))
@@ -74,12 +78,11 @@ def generate_instructions(run: Run, seeds, passages) -> list[Record]:
         after_heuristics, dropped_h = filter_heuristics(candidates)
         novel, dropped_n = filter_novelty(after_heuristics, pool)
         kept += novel
-        parsed, unparsed = parsed + candidates, unparsed + bad
-        heur_kept, heur_out, nov_out = (
-            heur_kept + after_heuristics,
-            heur_out + dropped_h,
-            nov_out + dropped_n,
-        )
+        parsed += candidates
+        unparsed += bad
+        heur_kept += after_heuristics
+        heur_out += dropped_h
+        nov_out += dropped_n
         log.info(
             "generate batch %d/%d: %d prompts -> %d tasks, %d pass heuristics, %d novel (total %d)",
             b + 1,
@@ -111,7 +114,11 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
     r, log = run.recipe, get_run_logger()
     size = r.batch_records
     batches = [instructions[i : i + size] for i in range(0, len(instructions), size)]
-    classified, inst_kept, inst_out, answered, resp_out = [], [], [], [], []
+    classified: list[Record] = []
+    inst_kept: list[Record] = []
+    inst_out: list[Record] = []
+    answered: list[Record] = []
+    resp_out: list[Record] = []
     for b, batch in enumerate(batches):
         replies = run.llm(
             "classify",
@@ -125,11 +132,13 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
         sampling = stage_sampling(r.instances, r.seed, "instances", b)
         replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
         with_input, dropped = stages.apply_instances(batch, replies)
-        inst_kept, inst_out = inst_kept + with_input, inst_out + dropped
+        inst_kept += with_input
+        inst_out += dropped
         sampling = stage_sampling(r.respond, r.seed, "respond", b)
         replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
         done, dropped = stages.apply_responses(with_input, replies)
-        answered, resp_out = answered + done, resp_out + dropped
+        answered += done
+        resp_out += dropped
         log.info(
             "records batch %d/%d: %d answered (total %d)",
             b + 1,

@@ -176,8 +176,14 @@ def apply_responses(
 
 
 def reason_kind(reason: str) -> str:
-    """Drop reasons without their per-record parts: 'rouge_l_0.82_vs_ab12' -> 'rouge_l'."""
-    return re.sub(r"_[0-9.]+$", "", re.sub(r"_(vs|of)_.*$", "", reason))
+    """A drop reason without its per-record parts, for the funnel.
+
+    'rouge_l_0.82_vs_ab12' -> 'rouge_l', 'near_duplicate_of_ab12' -> 'near_duplicate',
+    'judge_score_2_lt_4' -> 'judge_score_lt_4', 'judge_score_out_of_range' stays as it is.
+    """
+    reason = re.sub(r"_vs_.*$", "", reason)
+    reason = re.sub(r"(duplicate)_of_.*$", r"\1", reason)
+    return re.sub(r"_[0-9.]+(_lt_[0-9.]+)?$", lambda m: m.group(1) or "", reason)
 
 
 def stage_counts(

@@ -19,7 +19,7 @@ MINIMAL = "name: t\nseeds: s.jsonl\ncorpus:\n  path: c.jsonl\n"
 
 def test_demo_recipe_loads_with_paths_resolved():
     recipe = load_recipe(DEMO)
-    assert recipe.name == "biomed-demo" and recipe.generate.prompts == 80
+    assert recipe.name == "biomed-demo" and recipe.generate.prompts == 72
     assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
     assert Path(recipe.corpus.path).is_file()
 
