@@ -49,6 +49,7 @@ class Run:
     embedder_id: str
     stages: list[dict[str, Any]] = field(default_factory=list)
     index_dir: Path | None = None
+    index_key: str = ""  # content key of the indexed corpus: retrieval results depend on it
 
     @classmethod
     def start(cls, recipe: Recipe) -> Run:
@@ -96,7 +97,8 @@ class Run:
     def index(self, passages: list[Passage]) -> None:
         ids, texts = [p.id for p in passages], [p.text for p in passages]
         self.index_dir = self.dir / "index"
-        key = content_key("index", str(self.index_dir), corpus_key(self.embedder_id, ids, texts))
+        self.index_key = corpus_key(self.embedder_id, ids, texts)
+        key = content_key("index", str(self.index_dir), self.index_key)
         missing = not (self.index_dir / MANIFEST_FILE).is_file()
         task = build_index.with_options(result_storage=self.cache, refresh_cache=missing)
         task(
@@ -105,7 +107,7 @@ class Run:
 
     def retrieve(self, batch: int, queries: list[str]) -> list[list[tuple[str, float]]]:
         k = self.recipe.respond.top_k
-        key = content_key("retrieve", k, queries, self.embedder_id, str(self.index_dir))
+        key = content_key("retrieve", k, queries, self.index_key)
         task = retrieve_batch.with_options(
             result_storage=self.cache, task_run_name=f"retrieve-{batch}"
         )

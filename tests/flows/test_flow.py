@@ -135,3 +135,35 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path):
     )
     ids = _export_ids(tmp_path / "runs" / "killed")
     assert ids == _export_ids(tmp_path / "runs" / "whole") and len(ids) == len(set(ids)) >= 1
+
+
+def test_changed_corpus_is_retrieved_afresh(monkeypatch, tmp_path):
+    """Retrieval batches are keyed by the indexed corpus content, not by the index folder."""
+    from flows import run as run_module
+    from flows.recipe import Recipe
+    from generators.corpus import Passage
+
+    seen = []
+    monkeypatch.setattr(run_module, "build_index", _Recorder(seen))
+    monkeypatch.setattr(run_module, "retrieve_batch", _Recorder(seen))
+    run = run_module.Run.start(Recipe.model_validate(tiny_recipe(tmp_path)))
+    keys = []
+    for text in ("Insulin lowers glucose.", "Statins lower LDL."):
+        run.index([Passage("p1", text, "p1")])
+        run.retrieve(0, ["what lowers glucose?"])
+        keys.append(seen[-1]["key"])
+    assert keys[0] != keys[1]
+
+
+class _Recorder:
+    """Stands in for a Prefect task: records the call's parameters."""
+
+    def __init__(self, seen: list) -> None:
+        self.seen = seen
+
+    def with_options(self, **_options):
+        return self
+
+    def __call__(self, **params):
+        self.seen.append(params)
+        return [[]]
