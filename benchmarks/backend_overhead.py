@@ -12,10 +12,11 @@ the ratio is of median tok/s. Goal: >= 0.98.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
+
+from generators.io import read_jsonl
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "biomed"
 N_PROMPTS = 64
@@ -23,14 +24,13 @@ N_PROMPTS = 64
 
 def demo_prompts(n: int = N_PROMPTS) -> list[list[dict[str, str]]]:
     """n single-turn chats from the demo data: held-out questions, seed tasks, passage summaries."""
-    rows = [json.loads(line) for line in (DATA / "heldout_qa.jsonl").read_text().splitlines()]
-    texts = [r["question"] for r in rows]
-    for line in (DATA / "seeds.jsonl").read_text().splitlines():
-        seed = json.loads(line)
+    texts = [r["question"] for r in read_jsonl(DATA / "heldout_qa.jsonl")]
+    for seed in read_jsonl(DATA / "seeds.jsonl"):
         inp = seed["instances"][0].get("input", "")
         texts.append(seed["instruction"] + (f"\n\n{inp}" if inp else ""))
-    for line in (DATA / "corpus.jsonl").read_text().splitlines():
-        texts.append("Summarize in two sentences:\n" + json.loads(line)["text"])
+    texts += [
+        "Summarize in two sentences:\n" + r["text"] for r in read_jsonl(DATA / "corpus.jsonl")
+    ]
     return [[{"role": "user", "content": t}] for t in texts[:n]]
 
 

@@ -39,13 +39,13 @@ ModelOpt = Annotated[
 ]
 
 
-def _setup_logging(verbose: bool = False) -> None:
+def _setup_logging() -> None:
     from rich.logging import RichHandler
 
     handler = RichHandler(console=_stderr(), show_path=False, show_time=False)
     logger = logging.getLogger("selfalign")
     logger.handlers[:] = [handler]
-    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logger.setLevel(logging.INFO)
     logger.propagate = False
 
 

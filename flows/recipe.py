@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from generators.errors import SelfAlignError
+from generators.errors import SelfAlignError, first_line
 
 
 class Strict(BaseModel):
@@ -89,6 +89,13 @@ class Recipe(Strict):
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
 
 
+def recipe_yaml(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (written to the run folder and the data card)."""
+    import yaml
+
+    return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
+
+
 def _format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
@@ -124,7 +131,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise SelfAlignError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        raise SelfAlignError(f"{path}: not valid YAML ({first_line(e)})") from None
     if not isinstance(data, dict):
         raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
     for assignment in overrides:

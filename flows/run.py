@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from flows import rundir, stages
+from flows import rundir
 from flows.export import data_card, write_export
-from flows.recipe import Recipe
+from flows.recipe import Recipe, recipe_yaml
 from flows.tasks import LLM_CALLS, build_index, code_version, content_key, llm_batch, retrieve_batch
 from generators.corpus import Corpus, Passage
 from generators.embedder import embedder_id
 from generators.index import MANIFEST_FILE, corpus_key
 from generators.io import write_text_atomic
-from generators.llm import Conversation, Sampling, vllm_available
+from generators.llm import Conversation, Sampling, resolve_backend_name
 from generators.models import resolve_model
 from generators.records import Record
 
@@ -32,6 +34,30 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def reason_kind(reason: str) -> str:
+    """A drop reason without its per-record parts, for the funnel.
+
+    'rouge_l_0.82_vs_ab12' -> 'rouge_l', 'near_duplicate_of_ab12' -> 'near_duplicate',
+    'judge_score_2_lt_4' -> 'judge_score_lt_4', 'judge_score_out_of_range' stays as it is.
+    """
+    reason = re.sub(r"_vs_.*$", "", reason)
+    reason = re.sub(r"(duplicate)_of_.*$", r"\1", reason)
+    return re.sub(r"_[0-9.]+(_lt_[0-9.]+)?$", lambda m: m.group(1) or "", reason)
+
+
+def stage_counts(
+    stage: str, n_in: int, kept: list[Record], dropped: list[Record]
+) -> dict[str, Any]:
+    reasons = Counter(reason_kind(r.meta["drop_reason"]) for r in dropped)
+    return {
+        "stage": stage,
+        "in": n_in,
+        "kept": len(kept),
+        "dropped": len(dropped),
+        "reasons": dict(reasons),
+    }
 
 
 def passage_record(passage: Passage) -> Record:
@@ -54,19 +80,13 @@ class Run:
     @classmethod
     def start(cls, recipe: Recipe) -> Run:
         """Create (or reopen, to resume) the run folder; resolve the model without loading it."""
-        import yaml
-
         run_dir = Path(recipe.runs_dir).resolve() / recipe.name
         run_dir.mkdir(parents=True, exist_ok=True)
-        backend = recipe.model.backend
-        if backend == "auto":
-            backend = "vllm" if vllm_available() else "transformers"
-        text = yaml.safe_dump(recipe.model_dump(), sort_keys=False)
-        write_text_atomic(run_dir / "recipe.yaml", text)
+        write_text_atomic(run_dir / "recipe.yaml", recipe_yaml(recipe))
         return cls(
             recipe,
             run_dir,
-            backend,
+            resolve_backend_name(recipe.model.backend),
             resolve_model(recipe.model.name).model_id,
             embedder_id(recipe.embedder),
         )
@@ -119,7 +139,7 @@ class Run:
         """Write a stage's kept and rejected records and count them for the funnel."""
         number = len(self.stages)
         rundir.write_stage(self.dir, number, name, kept, dropped)
-        self.stages.append(stages.stage_counts(name, n_in, kept, dropped))
+        self.stages.append(stage_counts(name, n_in, kept, dropped))
 
     def corpus_stage(self, corpus: Corpus) -> None:
         """Passages as records (text in `output`), so the corpus funnel has the same files."""
@@ -129,8 +149,6 @@ class Run:
 
     def finish(self, records: list[Record], started: float) -> Path:
         """Export the final records and write the manifest; returns the export folder."""
-        import yaml
-
         manifest = {
             "name": self.recipe.name,
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -144,7 +162,7 @@ class Run:
             "llm_calls_this_process": dict(LLM_CALLS),
             "stages": self.stages,
             "recipe": self.recipe.model_dump(),
-            "recipe_yaml": yaml.safe_dump(self.recipe.model_dump(), sort_keys=False),
+            "recipe_yaml": recipe_yaml(self.recipe),
         }
         export = write_export(self.dir, records, data_card(manifest, records))
         rundir.write_manifest(self.dir, manifest)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import random
-import re
-from collections import Counter
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from filters.base import split
@@ -33,6 +32,12 @@ def derive_seed(base: int, *parts: Any) -> int:
     """A 31-bit sampling seed per (recipe seed, stage, batch): (0, "gen", 1) -> 1934...."""
     digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).hexdigest()
     return int(digest[:8], 16) >> 1
+
+
+@lru_cache(maxsize=4)
+def passage_order(seed: int, n: int) -> tuple[int, ...]:
+    """The seeded shuffle prompts take passages from, round-robin (once per run, not per prompt)."""
+    return tuple(random.Random(derive_seed(seed, "passages")).sample(range(n), n))
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ def generation_prompt(
         (r.id, r.instruction) for r in demo_machine
     ]
     rng.shuffle(demos)
-    order = random.Random(derive_seed(seed, "passages")).sample(range(len(passages)), len(passages))
+    order = passage_order(seed, len(passages))
     start = index * cfg.passages_per_prompt
     chosen = [passages[order[(start + t) % len(passages)]] for t in range(cfg.passages_per_prompt)]
     conversation = build_instruction_prompt(
@@ -173,27 +178,3 @@ def apply_responses(
         replace(r, output=reply.strip()) for r, (reply,) in zip(records, replies, strict=True)
     ]
     return split(answered, "respond", lambda r: None if r.output else "response_empty")
-
-
-def reason_kind(reason: str) -> str:
-    """A drop reason without its per-record parts, for the funnel.
-
-    'rouge_l_0.82_vs_ab12' -> 'rouge_l', 'near_duplicate_of_ab12' -> 'near_duplicate',
-    'judge_score_2_lt_4' -> 'judge_score_lt_4', 'judge_score_out_of_range' stays as it is.
-    """
-    reason = re.sub(r"_vs_.*$", "", reason)
-    reason = re.sub(r"(duplicate)_of_.*$", r"\1", reason)
-    return re.sub(r"_[0-9.]+(_lt_[0-9.]+)?$", lambda m: m.group(1) or "", reason)
-
-
-def stage_counts(
-    stage: str, n_in: int, kept: list[Record], dropped: list[Record]
-) -> dict[str, Any]:
-    reasons = Counter(reason_kind(r.meta["drop_reason"]) for r in dropped)
-    return {
-        "stage": stage,
-        "in": n_in,
-        "kept": len(kept),
-        "dropped": len(dropped),
-        "reasons": dict(reasons),
-    }

@@ -81,13 +81,22 @@ def build_index(key: str, folder: str, embedder: str, ids: list[str], texts: lis
     return folder
 
 
+@lru_cache(maxsize=2)
+def get_index(folder: str, embedder: str, manifest: str):
+    """A loaded index, read from disk once per process while its manifest is unchanged."""
+    from generators.index import PassageIndex
+
+    return PassageIndex.load(folder, get_embedder(embedder))
+
+
 @task(cache_key_fn=given_key, persist_result=True)
 def retrieve_batch(
     key: str, folder: str, embedder: str, queries: list[str], k: int
 ) -> list[list[tuple[str, float]]]:
     """Top-k passages (id, cosine) for each query."""
-    from generators.index import PassageIndex
+    from generators.index import MANIFEST_FILE
 
     if k == 0:
         return [[] for _ in queries]
-    return PassageIndex.load(folder, get_embedder(embedder)).search(queries, k)
+    manifest = (Path(folder) / MANIFEST_FILE).read_text()
+    return get_index(folder, embedder, manifest).search(queries, k)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from generators.errors import SelfAlignError
+from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8, iter_jsonl_objects, json_type
 
 # all-MiniLM-L6-v2 (the default embedder) truncates at 256 word pieces, about 180-200 English
@@ -110,11 +110,6 @@ def _require_columns(path: Path, kind: str, names: list[str]) -> None:
         raise SelfAlignError(f"{path}: {kind} needs 'id' and 'text' columns (found: {found})")
 
 
-def _first_line(e: Exception) -> str:
-    """Library errors can span lines; ours are one line."""
-    return (str(e).splitlines() or [type(e).__name__])[0]
-
-
 def _parquet_docs(path: Path) -> Iterator[Located]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -122,7 +117,7 @@ def _parquet_docs(path: Path) -> Iterator[Located]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
-        raise SelfAlignError(f"{path}: not a readable Parquet file ({_first_line(e)})") from None
+        raise SelfAlignError(f"{path}: not a readable Parquet file ({first_line(e)})") from None
     _require_columns(path, "Parquet file", pf.schema_arrow.names)
     batches = pf.iter_batches(batch_size=BATCH_ROWS, columns=COLUMNS)
     return _batched_rows(path, (b.to_pydict() for b in batches))
@@ -134,7 +129,7 @@ def _saved_dataset_docs(path: Path) -> Iterator[Located]:
     try:
         ds = datasets.load_from_disk(str(path))
     except (OSError, ValueError) as e:
-        raise SelfAlignError(f"{path}: not a readable saved dataset ({_first_line(e)})") from None
+        raise SelfAlignError(f"{path}: not a readable saved dataset ({first_line(e)})") from None
     _require_columns(path, "saved dataset", list(ds.column_names))
     return _batched_rows(path, ds.select_columns(COLUMNS).iter(batch_size=BATCH_ROWS))
 

@@ -9,7 +9,7 @@ Not handled yet: IVF/HNSW for corpora past ~1M passages.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 import json
 import logging
 from collections.abc import Sequence
@@ -18,6 +18,7 @@ from pathlib import Path
 from generators.embedder import Embedder
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_text_atomic
+from generators.records import parts_digest
 
 log = logging.getLogger("selfalign")
 
@@ -27,12 +28,8 @@ ADD_BATCH = 4096  # passages embedded and added per step: bounds memory on big c
 
 def corpus_key(embedder_id: str, ids: Sequence[str], texts: Sequence[str]) -> str:
     """Hash of what the index depends on: ('m', ['a'], ['x']) -> 'e3b0...'."""
-    h = hashlib.sha256(embedder_id.encode())
-    for pid, text in zip(ids, texts, strict=True):
-        for part in (pid, text):
-            data = part.encode("utf-8")
-            h.update(len(data).to_bytes(8, "little") + data)
-    return h.hexdigest()
+    pairs = (part for pair in zip(ids, texts, strict=True) for part in pair)
+    return parts_digest(itertools.chain([embedder_id], pairs))
 
 
 class PassageIndex:

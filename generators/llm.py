@@ -40,9 +40,8 @@ class Sampling:
     temperature: float = 0.0
     top_p: float = 1.0
     n: int = 1
-    repetition_penalty: float = (
-        1.0  # > 1 discourages repeating prompt/output tokens (both backends)
-    )
+    # > 1 discourages repeating prompt/output tokens (both backends)
+    repetition_penalty: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
     json_schema: dict[str, Any] | None = None
@@ -94,14 +93,20 @@ def vllm_available() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
+def resolve_backend_name(name: str) -> str:
+    """'auto' -> 'vllm' when vllm imports, else 'transformers'; other names are checked."""
+    if name not in BACKENDS:
+        raise SelfAlignError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
+    if name == "auto":
+        return "vllm" if vllm_available() else "transformers"
+    return name
+
+
 def load_backend(name: str, model: str | None = None, **options: Any) -> LLM:
     """Backend `name` on `model` (None = the offline default, a folder, or a model id)."""
     from generators.models import resolve_model
 
-    if name not in BACKENDS:
-        raise SelfAlignError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}")
-    if name == "auto":
-        name = "vllm" if vllm_available() else "transformers"
+    name = resolve_backend_name(name)
     ref = resolve_model(model)
     if name == "vllm":
         if not vllm_available():

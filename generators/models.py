@@ -23,7 +23,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from generators.errors import SelfAlignError
+from generators.errors import SelfAlignError, first_line
 
 log = logging.getLogger("selfalign")
 
@@ -126,8 +126,7 @@ def check_model_dir(path: Path) -> None:
 
 def load_error(what: str, path: str, error: BaseException) -> SelfAlignError:
     """One-line error for a folder that failed to load: the library's first line says why."""
-    text = str(error).strip()
-    reason = text.splitlines()[0] if text else type(error).__name__
+    reason = first_line(error)
     return SelfAlignError(f"{what} {path}: cannot be loaded ({type(error).__name__}: {reason})")
 
 

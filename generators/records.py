@@ -10,23 +10,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 ID_HEX_CHARS = 16  # 64 bits of sha256: collisions are negligible below billions of records
 
 
-def content_id(*parts: str) -> str:
-    """Stable id from text parts: `content_id("a", "b")` -> '9c0f...' (16 hex chars).
-
-    Parts are length-prefixed so ("ab", "c") and ("a", "bc") differ.
-    """
+def parts_digest(parts: Iterable[str]) -> str:
+    """sha256 hex of length-prefixed parts, so ("ab", "c") and ("a", "bc") differ; streams."""
     h = hashlib.sha256()
     for part in parts:
         data = part.encode("utf-8")
         h.update(len(data).to_bytes(8, "little"))
         h.update(data)
-    return h.hexdigest()[:ID_HEX_CHARS]
+    return h.hexdigest()
+
+
+def content_id(*parts: str) -> str:
+    """Stable id from text parts: `content_id("a", "b")` -> '9c0f...' (16 hex chars)."""
+    return parts_digest(parts)[:ID_HEX_CHARS]
 
 
 @dataclass(frozen=True)

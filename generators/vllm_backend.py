@@ -68,8 +68,6 @@ def get_engine(
             kwargs["gpu_memory_utilization"] = gpu_memory_utilization
         try:
             _ENGINES[key] = LLM(**kwargs)
-            if len(_ENGINES) == 1:
-                atexit.register(release_engines)  # a clean engine-core exit, not a crash warning
         except Exception as e:  # vLLM raises many types; all mean "this folder won't load"
             raise load_error("model folder", path, e) from None
     return _ENGINES[key]
@@ -91,6 +89,11 @@ def release_engines() -> None:
             torch.cuda.empty_cache()
     except ImportError:
         pass
+
+
+atexit.register(
+    release_engines
+)  # a clean engine-core exit at interpreter exit, not a crash warning
 
 
 def to_vllm_params(sampling: Sampling, index: int) -> Any:

@@ -2,6 +2,7 @@
 
 from flows import stages
 from flows.recipe import GenerateConfig
+from flows.run import reason_kind, stage_counts
 from generators.corpus import Passage
 from generators.records import Record
 from generators.seeds import Seed
@@ -71,15 +72,15 @@ def test_classification_instances_and_responses():
 
 
 def test_reason_kind_and_counts():
-    assert stages.reason_kind("rouge_l_0.82_vs_ab12") == "rouge_l"
-    assert stages.reason_kind("duplicate_of_x#1") == "duplicate"
-    assert stages.reason_kind("blocked_word_image") == "blocked_word_image"
-    assert stages.reason_kind("embedding_duplicate_of_ab") == "embedding_duplicate"
-    assert stages.reason_kind("judge_score_2_lt_4") == "judge_score_lt_4"
-    assert stages.reason_kind("judge_score_out_of_range") == "judge_score_out_of_range"
-    assert stages.reason_kind("instance_unparseable") == "instance_unparseable"
+    assert reason_kind("rouge_l_0.82_vs_ab12") == "rouge_l"
+    assert reason_kind("duplicate_of_x#1") == "duplicate"
+    assert reason_kind("blocked_word_image") == "blocked_word_image"
+    assert reason_kind("embedding_duplicate_of_ab") == "embedding_duplicate"
+    assert reason_kind("judge_score_2_lt_4") == "judge_score_lt_4"
+    assert reason_kind("judge_score_out_of_range") == "judge_score_out_of_range"
+    assert reason_kind("instance_unparseable") == "instance_unparseable"
     dropped = [Record(instruction=str(i)).drop("s", f"rouge_l_0.9{i}_vs_k") for i in range(3)]
-    assert stages.stage_counts("novelty", 5, [Record(instruction="a")], dropped) == {
+    assert stage_counts("novelty", 5, [Record(instruction="a")], dropped) == {
         "stage": "novelty",
         "in": 5,
         "kept": 1,
