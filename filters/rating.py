@@ -83,17 +83,17 @@ _RATIONALE_RE = re.compile(
 )
 
 
-def _tag(name: str, text: str) -> str:
+def tag(name: str, text: str) -> str:
     """A data block: ('response', 'a</b>') -> '<response>\\na&lt;/b>\\n</response>'."""
     return f"<{name}>\n{escape_passage(text.strip())}\n</{name}>"
 
 
 def build_rating_prompt(instruction: str, input_text: str, response: str) -> Conversation:
     """Chat asking the judge to score `response` to `instruction` (+ `input`), as JSON."""
-    blocks = [_tag("instruction", instruction)]
+    blocks = [tag("instruction", instruction)]
     if input_text.strip():
-        blocks.append(_tag("input", input_text))
-    blocks.append(_tag("response", response))
+        blocks.append(tag("input", input_text))
+    blocks.append(tag("response", response))
     user = f"{RUBRIC}\n\n" + "\n\n".join(blocks) + f"\n\n{REPLY_FORMAT}"
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
@@ -132,12 +132,15 @@ def _load_object(text: str, start: int) -> Any:
         return None
 
 
-def _find_object(text: str) -> dict[str, Any] | None:
-    """First object with a "score" key: 'ok ```json\\n{"score": 4}\\n```' -> {'score': 4}."""
+def find_object(text: str, key: str = "score") -> dict[str, Any] | None:
+    """First object with `key`: 'ok ```json\\n{"score": 4}\\n```' -> {'score': 4}.
+
+    JSON or a Python-style literal (single quotes); shared by every judge's lenient parser.
+    """
     start = text.find("{")
     while start != -1:
         obj = _load_object(text, start)
-        if isinstance(obj, dict) and "score" in obj:
+        if isinstance(obj, dict) and key in obj:
             return obj
         start = text.find("{", start + 1)
     return None
@@ -177,7 +180,7 @@ def parse_rating(reply: str) -> tuple[int, str] | str:
     text = reply.strip()
     if not text:
         return EMPTY_REPLY
-    obj = _find_object(text)
+    obj = find_object(text)
     if obj is not None:
         value, rationale = obj["score"], obj.get("rationale", "")
         rationale = rationale.strip() if isinstance(rationale, str) else ""
