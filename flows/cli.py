@@ -129,6 +129,12 @@ def _check_inputs(recipe) -> None:
     from generators.seeds import load_seeds
 
     load_seeds(recipe.seeds)
+    if recipe.s3ft.enabled and recipe.s3ft.gold_set:
+        load_seeds(recipe.s3ft.gold_set)
+    if recipe.calibration.check_set:
+        from filters.calibration import load_qa
+
+        load_qa(recipe.calibration.check_set)
     if sum(1 for _ in iter_documents(recipe.corpus.path)) == 0:
         raise SelfAlignError(f"{recipe.corpus.path}: the corpus has no documents")
     if recipe.corpus.overlap_words >= recipe.corpus.chunk_words:
@@ -180,6 +186,52 @@ def run(
     )
     typer.echo(f"run: {run_dir}")
     typer.echo(f"dataset: {run_dir / 'export'}")
+
+
+@app.command()
+def calibrate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with calibration.check_set.")],
+    judge: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--judge",
+            "-j",
+            help="rating | s3ft_equivalence | self_feedback | comparison; repeat for several "
+            "(default: the recipe's judges, else all)",
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set calibration.size=20"),
+    ] = None,
+) -> None:
+    """Measure judges on a labelled check set (correct + corrupted answers); prints metrics."""
+    from filters.calibration import load_qa
+    from flows.recipe import load_recipe
+
+    _setup_logging()
+    loaded = load_recipe(recipe, set_ or [])
+    from flows.calibrate import JUDGES
+
+    for name in judge or []:
+        if name not in JUDGES:
+            raise SelfAlignError(f"--judge {name!r}: choose one of {', '.join(JUDGES)}")
+    if not loaded.calibration.check_set:
+        raise SelfAlignError(f"{recipe}: 'calibration.check_set' is not set")
+    load_qa(loaded.calibration.check_set)
+    from generators.models import resolve_model
+
+    resolve_model(loaded.model.name)
+    _prefect_defaults()
+    from filters.calibration import summary_line
+    from flows.pipeline import calibrate_judges
+
+    result = calibrate_judges(recipe=loaded.model_dump(), judges=judge or None)
+    for name, metrics in result["judges"].items():
+        flag = "" if metrics["agreement"] >= result["min_agreement"] else "  (LOW)"
+        typer.echo(summary_line(name, metrics) + flag)
+    run_dir = Path(loaded.runs_dir).resolve() / loaded.name
+    typer.echo(f"calibration: {run_dir / 'calibration.json'}")
 
 
 @app.command()

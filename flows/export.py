@@ -4,6 +4,10 @@
                            passages, meta
     export/train.parquet   the same columns (meta as a JSON string)
     export/hf/             datasets.save_to_disk of the Parquet table
+    export/rejected.jsonl  every dropped record of every stage, with stage, reason and lineage
+    export/dpo.jsonl       preference pairs (prompt/chosen/rejected) when MultiCritique ran
+    export/critique_sft.jsonl, export/self_feedback.jsonl
+                           critique targets (MultiCritique) and SELF's meta-skill tuples
     export/README.md       the data card
 
 The whole folder is written under a temp name and swapped in, so a crash leaves the old export or
@@ -95,8 +99,23 @@ def _swap_dir(tmp: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_export(run_dir: Path, records: list[Record], card: str) -> Path:
-    """The run's export/ folder: train.jsonl, train.parquet, hf/, README.md."""
+def rejected_row(record: Record) -> dict[str, Any]:
+    """A dropped record with its stage and reason up front: {"stage", "reason", "id", ...}."""
+    return {
+        "stage": record.meta.get("dropped_by", ""),
+        "reason": record.meta.get("drop_reason", ""),
+        **record.to_dict(),
+    }
+
+
+def write_export(
+    run_dir: Path,
+    records: list[Record],
+    card: str,
+    rejected: list[Record] = (),
+    extras: dict[str, list[dict[str, Any]]] | None = None,
+) -> Path:
+    """The run's export/ folder: train.*, hf/, rejected.jsonl, extra datasets, README.md."""
     target = run_dir / "export"
     tmp = run_dir / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -104,6 +123,9 @@ def write_export(run_dir: Path, records: list[Record], card: str) -> Path:
     write_format(records, "jsonl", tmp / "train.jsonl")
     write_format(records, "parquet", tmp / "train.parquet")
     write_format(records, "hf", tmp / "hf")
+    write_jsonl_atomic(tmp / "rejected.jsonl", (rejected_row(r) for r in rejected))
+    for name, rows in (extras or {}).items():
+        write_jsonl_atomic(tmp / f"{name}.jsonl", rows)
     (tmp / "README.md").write_text(card, encoding="utf-8")
     _swap_dir(tmp, target)
     return target
@@ -120,22 +142,24 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         "",
         "## Funnel",
         "",
-        "| stage | in | kept | dropped | reasons |",
-        "|---|---|---|---|---|",
+        "| stage | in | kept | dropped | reasons | seconds |",
+        "|---|---|---|---|---|---|",
     ]
     for stage in manifest["stages"]:
         reasons = ", ".join(f"{k}: {v}" for k, v in sorted(stage["reasons"].items())) or "-"
         counts = " | ".join(str(stage[k]) for k in ("in", "kept", "dropped"))
-        lines.append(f"| {stage['stage']} | {counts} | {reasons} |")
+        lines.append(f"| {stage['stage']} | {counts} | {reasons} | {stage.get('seconds', '-')} |")
     lines += [
         "",
         "`in` of *generate* counts prompts; each reply's numbered list becomes its kept tasks,",
         "and a reply with no list is a dropped record. Rejected records of every stage, with",
-        "their reasons, are in the run's `stages/NN-<stage>/rejected.parquet`.",
-        "",
-        "## Examples",
+        "their stage, reason and lineage, are in `rejected.jsonl` (and in the run's",
+        "`stages/NN-<stage>/rejected.parquet`). Seconds are this process's wall time per stage",
+        "(a resumed or cached run counts only what it redid).",
         "",
     ]
+    lines += _judges_section(manifest, records)
+    lines += ["## Examples", ""]
     for r in records[:CARD_EXAMPLES]:
         lines += [f"**Instruction:** {r.instruction}", ""]
         if r.input:
@@ -148,3 +172,51 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         ]
     lines += ["## Recipe", "", "```yaml", manifest["recipe_yaml"].rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else str(value)
+
+
+def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str]:
+    """S3FT target split, judge calibration and the extra datasets, when those stages ran."""
+    lines: list[str] = []
+    sources = [r.meta["target_source"] for r in records if "target_source" in r.meta]
+    if sources:
+        split = {k: sources.count(k) for k in ("own", "paraphrase", "gold")}
+        lines += [
+            "## S3FT training targets",
+            "",
+            "| own | paraphrase | gold |",
+            "|---|---|---|",
+            f"| {split['own']} | {split['paraphrase']} | {split['gold']} |",
+            "",
+            "`own`: the model's own answer was judged equivalent to the gold and is the target;",
+            "`paraphrase`: its paraphrase of the gold was; `gold`: neither, the gold is kept",
+            "(per record in `meta.target_source`, details in `meta.s3ft`).",
+            "",
+        ]
+    calibration = manifest.get("calibration") or {}
+    if calibration.get("judges"):
+        lines += [
+            "## Judge calibration",
+            "",
+            f"Check set: `{calibration['check_set']}`, {calibration['pairs']} questions, each with",
+            "its correct answer and one corrupted answer (numbers changed, claim negated, or",
+            "another question's answer). Precision and recall are of the judge's *correct*",
+            f"verdicts; a judge under agreement {calibration['min_agreement']} is flagged.",
+            "",
+            "| judge | agreement | precision | recall | unparseable | n | status |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for name, m in calibration["judges"].items():
+            row = [m["agreement"], m["precision"], m["recall"], m["unparseable"], m["n"]]
+            status = "ok" if m["agreement"] >= calibration["min_agreement"] else "LOW"
+            lines.append(f"| {name} | " + " | ".join(map(_fmt, row)) + f" | {status} |")
+        lines.append("")
+    datasets = manifest.get("datasets") or {}
+    if datasets:
+        lines += ["## Other datasets in this export", ""]
+        lines += [f"- `{name}.jsonl`: {n} rows" for name, n in sorted(datasets.items())]
+        lines.append("")
+    return lines

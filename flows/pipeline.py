@@ -7,7 +7,9 @@
     classify    is the task a classification task?
     instances   retrieve passages, then write one input for each task
     respond     answer each task grounded in its retrieved passages
-    export      train.jsonl / train.parquet / hf / data card
+    judged      dedup, rating, S3FT, SELF, MultiCritique when the recipe switches them on
+                (flows/judges.py), after calibrating the judges they use (flows/calibrate.py)
+    export      train.jsonl / train.parquet / hf / rejected.jsonl / extra datasets / data card
 
 Generation runs in batches of prompts because later prompts show earlier kept tasks as demos; the
 per-record stages run in batches of `batch_records`. LLM and retrieval batches are cached tasks
@@ -26,6 +28,8 @@ from prefect.cache_policies import NO_CACHE
 from filters.heuristics import heuristic_filter
 from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
+from flows.calibrate import JUDGES, calibrate, judges_in
+from flows.judges import judge_records
 from flows.recipe import Recipe
 from flows.run import Run
 from generators.corpus import load_corpus
@@ -73,10 +77,13 @@ def generate_instructions(run: Run, seeds, passages) -> list[Record]:
             top_p=cfg.top_p,
             seed=stages.derive_seed(run.recipe.seed, "generate", b),
         )
-        replies = run.llm("generate", b, [p.conversation for p in prompts], sampling)
-        candidates, bad = stages.instructions_from_replies(prompts, replies, run.lineage)
-        after_heuristics, dropped_h = filter_heuristics(candidates)
-        novel, dropped_n = filter_novelty(after_heuristics, pool)
+        with run.timed("generate"):
+            replies = run.llm("generate", b, [p.conversation for p in prompts], sampling)
+            candidates, bad = stages.instructions_from_replies(prompts, replies, run.lineage)
+        with run.timed("heuristics"):
+            after_heuristics, dropped_h = filter_heuristics(candidates)
+        with run.timed("novelty"):
+            novel, dropped_n = filter_novelty(after_heuristics, pool)
         kept += novel
         parsed += candidates
         unparsed += bad
@@ -120,23 +127,26 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
     answered: list[Record] = []
     resp_out: list[Record] = []
     for b, batch in enumerate(batches):
-        replies = run.llm(
-            "classify",
-            b,
-            stages.classification_prompts(batch),
-            Sampling(max_tokens=CLASSIFY_MAX_TOKENS),
-        )
-        batch = stages.apply_classification(batch, replies)
+        with run.timed("classify"):
+            replies = run.llm(
+                "classify",
+                b,
+                stages.classification_prompts(batch),
+                Sampling(max_tokens=CLASSIFY_MAX_TOKENS),
+            )
+            batch = stages.apply_classification(batch, replies)
         classified += batch
-        batch = stages.attach_passages(batch, run.retrieve(b, [x.instruction for x in batch]))
-        sampling = stage_sampling(r.instances, r.seed, "instances", b)
-        replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
-        with_input, dropped = stages.apply_instances(batch, replies)
+        with run.timed("instances"):
+            batch = stages.attach_passages(batch, run.retrieve(b, [x.instruction for x in batch]))
+            sampling = stage_sampling(r.instances, r.seed, "instances", b)
+            replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
+            with_input, dropped = stages.apply_instances(batch, replies)
         inst_kept += with_input
         inst_out += dropped
-        sampling = stage_sampling(r.respond, r.seed, "respond", b)
-        replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
-        done, dropped = stages.apply_responses(with_input, replies)
+        with run.timed("respond"):
+            sampling = stage_sampling(r.respond, r.seed, "respond", b)
+            replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
+            done, dropped = stages.apply_responses(with_input, replies)
         answered += done
         resp_out += dropped
         log.info(
@@ -159,9 +169,10 @@ def self_specialize(recipe: dict[str, Any]) -> str:
     run = Run.start(Recipe.model_validate(recipe))
     log = get_run_logger()
     seeds = load_seeds(run.recipe.seeds)
-    corpus = load_corpus(
-        run.recipe.corpus.path, run.recipe.corpus.chunk_words, run.recipe.corpus.overlap_words
-    )
+    with run.timed("corpus"):
+        corpus = load_corpus(
+            run.recipe.corpus.path, run.recipe.corpus.chunk_words, run.recipe.corpus.overlap_words
+        )
     run.corpus_stage(corpus)
     log.info(
         "%d seeds, %d passages (%d dropped); run folder %s",
@@ -170,9 +181,26 @@ def self_specialize(recipe: dict[str, Any]) -> str:
         len(corpus.dropped),
         run.dir,
     )
-    run.index(corpus.passages)
+    with run.timed("corpus"):
+        run.index(corpus.passages)
+    if judges_in(run.recipe):
+        if run.recipe.calibration.check_set:
+            calibrate(run, log=log)
+        else:
+            log.warning(
+                "judges %s are not calibrated: set calibration.check_set", judges_in(run.recipe)
+            )
     instructions = generate_instructions(run, seeds, corpus.passages)
     records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
+    records = judge_records(run, records, seeds)
     export = run.finish(records, started)
     log.info("%d records exported to %s", len(records), export)
     return str(run.dir)
+
+
+@flow(name="calibrate-judges")
+def calibrate_judges(recipe: dict[str, Any], judges: list[str] | None = None) -> dict[str, Any]:
+    """Measure judges on the recipe's check set (default: the recipe's judges, else all)."""
+    run = Run.start(Recipe.model_validate(recipe))
+    chosen = judges or judges_in(run.recipe) or list(JUDGES)
+    return calibrate(run, chosen, log=get_run_logger(), enforce=False)

@@ -74,6 +74,89 @@ class RespondConfig(Strict):
     repetition_penalty: float = Field(1.15, gt=0)
 
 
+class DedupConfig(Strict):
+    """Near-duplicate removal after generation (filters/dedup.py); both off by default."""
+
+    minhash: bool = Field(False, description="MinHash LSH over word 3-grams of the whole record")
+    jaccard: float = Field(0.8, gt=0, le=1, description="drop at estimated Jaccard >= this")
+    embedding: bool = Field(False, description="embedding cosine of instruction + input (faiss)")
+    cosine: float = Field(0.95, gt=0, le=1, description="drop at cosine > this")
+
+
+class RatingConfig(Strict):
+    """Alpagasus-style rating judge (filters/rating.py)."""
+
+    enabled: bool = False
+    threshold: int = Field(4, ge=1, le=5, description="keep records scored >= this (1-5)")
+    max_tokens: int = Field(96, ge=16)
+
+
+class S3FTConfig(Strict):
+    """Selective self-to-supervised targets (filters/s3ft.py); never drops a record."""
+
+    enabled: bool = False
+    judge: Literal["exact", "numeric", "llm"] = Field(
+        "llm", description="equivalence judge of the model's own answer vs the gold"
+    )
+    max_tokens: int = Field(160, ge=8, description="own answers and paraphrases")
+    judge_max_tokens: int = Field(96, ge=16)
+    include_seeds: bool = Field(False, description="add seed instances with outputs as gold")
+    gold_set: str | None = Field(None, description="extra gold examples, in any seeds format")
+
+
+class SelfRefineConfig(Strict):
+    """SELF self-feedback and self-refinement (filters/self_refine.py)."""
+
+    enabled: bool = False
+    max_steps: int = Field(1, ge=0, le=5, description="refinements before giving up")
+    max_tokens: int = Field(160, ge=8, description="refined responses")
+    feedback_max_tokens: int = Field(160, ge=16)
+
+
+class CriticConfig(Strict):
+    persona: str = Field(description="a key of filters.multicritique.PERSONAS")
+    model: str | None = Field(None, description="None: the recipe's model")
+    seed: int = 0
+
+
+class MultiCritiqueConfig(Strict):
+    """MultiCritique critics, meta-critique, aggregation and preference pairs."""
+
+    enabled: bool = False
+    critics: list[CriticConfig] = Field(
+        default_factory=lambda: [
+            CriticConfig(persona="accuracy", seed=1),
+            CriticConfig(persona="completeness", seed=2),
+            CriticConfig(persona="clarity", seed=3),
+        ],
+        min_length=1,
+    )
+    max_tokens: int = Field(256, ge=16, description="critiques and revisions")
+
+    @model_validator(mode="after")
+    def _known_personas(self) -> MultiCritiqueConfig:
+        from filters.multicritique import PERSONAS
+
+        for critic in self.critics:
+            if critic.persona not in PERSONAS:
+                raise ValueError(
+                    f"unknown critic persona {critic.persona!r}: choose one of "
+                    + ", ".join(PERSONAS)
+                )
+        return self
+
+
+class CalibrationConfig(Strict):
+    """Judge calibration on a labelled check set (flows/calibrate.py)."""
+
+    check_set: str | None = Field(None, description="held-out QA JSONL (question, answer)")
+    size: int = Field(40, ge=2, description="QA pairs used (each gives a correct + a wrong item)")
+    min_agreement: float = Field(0.6, ge=0, le=1)
+    on_low: Literal["warn", "refuse"] = Field(
+        "warn", description="what a judge under min_agreement does to the run"
+    )
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
     seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
@@ -86,6 +169,12 @@ class Recipe(Strict):
     novelty: NoveltyConfig = NoveltyConfig()
     instances: InstanceConfig = InstanceConfig()
     respond: RespondConfig = RespondConfig()
+    dedup: DedupConfig = DedupConfig()
+    rating: RatingConfig = RatingConfig()
+    s3ft: S3FTConfig = S3FTConfig()
+    self_refine: SelfRefineConfig = SelfRefineConfig()
+    multicritique: MultiCritiqueConfig = MultiCritiqueConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
 
 
@@ -137,7 +226,13 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for assignment in overrides:
         _apply_set(data, assignment)
     base = path.resolve().parent
-    for section, key in ((data, "seeds"), (data.get("corpus"), "path")):
+    paths = (
+        (data, "seeds"),
+        (data.get("corpus"), "path"),
+        (data.get("s3ft"), "gold_set"),
+        (data.get("calibration"), "check_set"),
+    )
+    for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str):
             section[key] = str((base / Path(section[key]).expanduser()).resolve())
     try:

@@ -6,7 +6,9 @@ import datetime as dt
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,15 @@ from typing import Any
 from flows import rundir
 from flows.export import data_card, write_export
 from flows.recipe import Recipe, recipe_yaml
-from flows.tasks import LLM_CALLS, build_index, code_version, content_key, llm_batch, retrieve_batch
+from flows.tasks import (
+    LLM_CALLS,
+    PROMPT_MODULES,
+    build_index,
+    code_version,
+    content_key,
+    llm_batch,
+    retrieve_batch,
+)
 from generators.corpus import Corpus, Passage
 from generators.embedder import embedder_id
 from generators.index import MANIFEST_FILE, corpus_key
@@ -48,7 +58,7 @@ def reason_kind(reason: str) -> str:
 
 
 def stage_counts(
-    stage: str, n_in: int, kept: list[Record], dropped: list[Record]
+    stage: str, n_in: int, kept: list[Record], dropped: list[Record], seconds: float = 0.0
 ) -> dict[str, Any]:
     reasons = Counter(reason_kind(r.meta["drop_reason"]) for r in dropped)
     return {
@@ -57,6 +67,7 @@ def stage_counts(
         "kept": len(kept),
         "dropped": len(dropped),
         "reasons": dict(reasons),
+        "seconds": round(seconds, 1),
     }
 
 
@@ -76,6 +87,10 @@ class Run:
     stages: list[dict[str, Any]] = field(default_factory=list)
     index_dir: Path | None = None
     index_key: str = ""  # content key of the indexed corpus: retrieval results depend on it
+    rejected: list[Record] = field(default_factory=list)  # every stage's drops, for the export
+    seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
+    extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(cls, recipe: Recipe) -> Run:
@@ -99,20 +114,62 @@ class Run:
     def lineage(self) -> dict[str, Any]:
         return {"model_id": self.model_id, "backend": self.backend, "round": 0}
 
-    def llm(self, stage: str, batch: int, conversations: list[Conversation], sampling: Sampling):
-        """Cached LLM batch: the key covers stage, sampling, prompts, model and code version."""
+    def llm(
+        self,
+        stage: str,
+        batch: int,
+        conversations: list[Conversation],
+        sampling: Sampling,
+        model: str | None = None,
+        code: tuple[str, ...] = PROMPT_MODULES,
+    ) -> list[list[str]]:
+        """Cached LLM batch: the key covers stage, sampling, prompts, model and code version.
+
+        `model` (a name like the recipe's) picks another model, e.g. for a second critic;
+        `code` names the modules whose source shapes this stage's prompts and parsing.
+        """
         if not conversations:
             return []
+        name = model or self.recipe.model.name
+        model_id = self.model_id if model is None else resolve_model(model).model_id
         params = asdict(sampling)
-        key = content_key(stage, params, conversations, self.backend, self.model_id, code_version())
+        key = content_key(stage, params, conversations, self.backend, model_id, code_version(code))
         task = llm_batch.with_options(result_storage=self.cache, task_run_name=f"{stage}-{batch}")
         return task(
-            key=key,
-            conversations=conversations,
-            sampling=params,
-            backend=self.backend,
-            model=self.recipe.model.name,
+            key=key, conversations=conversations, sampling=params, backend=self.backend, model=name
         )
+
+    def llm_all(
+        self,
+        stage: str,
+        conversations: list[Conversation],
+        sampling: Sampling,
+        model: str | None = None,
+        code: tuple[str, ...] = PROMPT_MODULES,
+    ) -> list[list[str]]:
+        """`llm` over any number of conversations, in cached batches of `batch_records`.
+
+        A seeded sampling gets a seed per batch derived from (seed, stage, batch).
+        """
+        from flows.stages import derive_seed
+
+        size, replies = self.recipe.batch_records, []
+        for b, start in enumerate(range(0, len(conversations), size)):
+            batch_sampling = sampling
+            if sampling.seed is not None:
+                batch_sampling = replace(sampling, seed=derive_seed(sampling.seed, stage, b))
+            batch = conversations[start : start + size]
+            replies += self.llm(stage, b, batch, batch_sampling, model, code)
+        return replies
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        """Add the wall time of the block to `stage`'s seconds in the funnel."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] += time.perf_counter() - start
 
     def index(self, passages: list[Passage]) -> None:
         ids, texts = [p.id for p in passages], [p.text for p in passages]
@@ -139,7 +196,8 @@ class Run:
         """Write a stage's kept and rejected records and count them for the funnel."""
         number = len(self.stages)
         rundir.write_stage(self.dir, number, name, kept, dropped)
-        self.stages.append(stage_counts(name, n_in, kept, dropped))
+        self.rejected += dropped
+        self.stages.append(stage_counts(name, n_in, kept, dropped, self.seconds[name]))
 
     def corpus_stage(self, corpus: Corpus) -> None:
         """Passages as records (text in `output`), so the corpus funnel has the same files."""
@@ -161,9 +219,12 @@ class Run:
             "versions": versions(),
             "llm_calls_this_process": dict(LLM_CALLS),
             "stages": self.stages,
+            "calibration": self.calibration,
+            "datasets": {name: len(rows) for name, rows in self.extras.items()},
             "recipe": self.recipe.model_dump(),
             "recipe_yaml": recipe_yaml(self.recipe),
         }
-        export = write_export(self.dir, records, data_card(manifest, records))
+        card = data_card(manifest, records)
+        export = write_export(self.dir, records, card, self.rejected, self.extras)
         rundir.write_manifest(self.dir, manifest)
         return export

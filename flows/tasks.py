@@ -24,6 +24,8 @@ from generators.llm import LLM, Conversation, Sampling
 
 # What this process asked the LLM (a fully cached rerun leaves both at 0).
 LLM_CALLS = {"batches": 0, "conversations": 0}
+# Modules whose source shapes the generation stages' prompts and parsing; a judged stage names
+# its own module (e.g. "filters.rating"), so editing a judge does not invalidate generation.
 PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages")
 
 
@@ -33,11 +35,11 @@ def content_key(*parts: Any) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
+@lru_cache(maxsize=16)
+def code_version(modules: tuple[str, ...] = PROMPT_MODULES) -> str:
     """Hash of the modules that shape prompts and parsing: editing a prompt invalidates caches."""
     h = hashlib.sha256()
-    for name in PROMPT_MODULES:
+    for name in modules:
         origin = importlib.util.find_spec(name).origin
         h.update(Path(origin).read_bytes())
     return h.hexdigest()[:16]

@@ -86,4 +86,5 @@ def test_reason_kind_and_counts():
         "kept": 1,
         "dropped": 3,
         "reasons": {"rouge_l": 3},
+        "seconds": 0.0,
     }

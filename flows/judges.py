@@ -1,0 +1,321 @@
+"""The judged stages after generation, each switched on in the recipe:
+
+    minhash_dedup     MinHash LSH near-duplicates (filters/dedup.py)
+    embedding_dedup   embedding cosine near-duplicates (filters/dedup.py)
+    rating            Alpagasus rating judge, keep score >= threshold (filters/rating.py)
+    s3ft              own answer / paraphrase / gold training targets (filters/s3ft.py)
+    self_refine       SELF feedback + refinement, keep what its feedback accepts
+                      (filters/self_refine.py); meta-skill tuples -> export/self_feedback.jsonl
+    multicritique     critics, meta-critique, aggregated critiques -> export/critique_sft.jsonl,
+                      revisions judged against the original -> export/dpo.jsonl
+
+Every model call goes through `Run.llm_all` (cached batches, so reruns and resumes are free); the
+prompt building and parsing are the pure functions of `filters/`. Each stage writes its stage
+folder and keeps its verdicts in the records' `meta`, dropped records included.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
+
+from filters import multicritique as mc
+from filters import s3ft
+from filters import self_refine as sr
+from filters.dedup import embedding_dedup, minhash_dedup
+from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
+from flows.run import Run
+from generators.llm import Sampling
+from generators.records import Record
+from generators.seeds import Seed, load_seeds
+
+# The module whose source keys each stage's cached LLM batches (see flows.tasks.code_version).
+RATING, S3FT, SELF, MULTI = (
+    ("filters.rating",),
+    ("filters.s3ft",),
+    ("filters.self_refine",),
+    ("filters.multicritique",),
+)
+# Model-written revisions repeat themselves on small models without a penalty (as in `respond`).
+REWRITE_PENALTY = 1.15
+
+
+def log() -> logging.Logger:
+    """The flow run's logger inside a flow, else the package logger (stages run in both)."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("selfalign")
+
+
+def first(replies: list[list[str]]) -> list[str]:
+    """The one completion of each conversation: [["a"], ["b"]] -> ["a", "b"]."""
+    return [samples[0] for samples in replies]
+
+
+def dedup_stages(run: Run, records: list[Record]) -> list[Record]:
+    cfg = run.recipe.dedup
+    if cfg.minhash:
+        with run.timed("minhash_dedup"):
+            kept, dropped = minhash_dedup(records, cfg.jaccard)
+        run.stage("minhash_dedup", len(records), kept, dropped)
+        records = kept
+    if cfg.embedding:
+        from flows.tasks import get_embedder
+
+        with run.timed("embedding_dedup"):
+            kept, dropped = embedding_dedup(
+                records, get_embedder(run.recipe.embedder).encode, cfg.cosine
+            )
+        run.stage("embedding_dedup", len(records), kept, dropped)
+        records = kept
+    return records
+
+
+def rating_stage(run: Run, records: list[Record]) -> list[Record]:
+    cfg = run.recipe.rating
+    with run.timed("rating"):
+        prompts = [build_rating_prompt(r.instruction, r.input, r.output) for r in records]
+        replies = run.llm_all("rating", prompts, rating_sampling(cfg.max_tokens), code=RATING)
+        kept, dropped = apply_ratings(records, replies, cfg.threshold)
+    run.stage("rating", len(records), kept, dropped)
+    return kept
+
+
+def gold_records(run: Run, seeds: list[Seed]) -> list[Record]:
+    """Seed instances with outputs (if asked) and the recipe's gold set, as S3FT gold examples."""
+    cfg = run.recipe.s3ft
+    sources = [("seed", seeds)] if cfg.include_seeds else []
+    if cfg.gold_set:
+        sources.append(("gold_set", load_seeds(cfg.gold_set)))
+    records = []
+    for source, items in sources:
+        for seed in items:
+            for input_text, output in seed.instances:
+                if output.strip():
+                    meta = {**run.lineage, "source": source, "seed_id": seed.id}
+                    records.append(
+                        Record(
+                            instruction=seed.instruction, input=input_text, output=output, meta=meta
+                        )
+                    )
+    return records
+
+
+def _judge_equivalence(
+    run: Run, stage: str, records: list[Record], candidates: list[str]
+) -> list[dict]:
+    cfg = run.recipe.s3ft
+    golds = [r.output for r in records]
+    replies = None
+    if s3ft.needs_llm(cfg.judge):
+        prompts = [
+            s3ft.equivalence_prompt(r.instruction, r.input, r.output, c)
+            for r, c in zip(records, candidates, strict=True)
+        ]
+        replies = run.llm_all(stage, prompts, s3ft.judge_sampling(cfg.judge_max_tokens), code=S3FT)
+    return s3ft.verdicts(cfg.judge, golds, candidates, replies)
+
+
+def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
+    """Own answer -> judged vs gold -> else paraphrase -> judged -> else gold. Drops nothing."""
+    cfg = run.recipe.s3ft
+    with run.timed("s3ft"):
+        sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
+        prompts = [s3ft.own_answer_prompt(r.instruction, r.input) for r in records]
+        own = [
+            reply.strip() or None
+            for reply in first(run.llm_all("s3ft-own", prompts, sampling, code=S3FT))
+        ]
+        own_verdicts = _judge_equivalence(run, "s3ft-judge-own", records, [o or "" for o in own])
+        rest = [
+            r
+            for r, o, v in zip(records, own, own_verdicts, strict=True)
+            if not (o and v["equivalent"])
+        ]
+        prompts = [s3ft.paraphrase_prompt(r.instruction, r.input, r.output) for r in rest]
+        replies = first(run.llm_all("s3ft-paraphrase", prompts, sampling, code=S3FT))
+        paraphrases = {r.id: s3ft.parse_paraphrase(t) for r, t in zip(rest, replies, strict=True)}
+        judged = [r for r in rest if paraphrases[r.id]]
+        verdicts = _judge_equivalence(
+            run, "s3ft-judge-paraphrase", judged, [paraphrases[r.id] for r in judged]
+        )
+        para_verdicts = {r.id: v for r, v in zip(judged, verdicts, strict=True)}
+        out = s3ft.assign_targets(records, own, own_verdicts, paraphrases, para_verdicts)
+    run.stage("s3ft", len(records), out, [])
+    log().info("s3ft targets: %s", s3ft.target_split(out))
+    return out
+
+
+def self_refine_stage(run: Run, records: list[Record]) -> list[Record]:
+    """Feedback on each response; refine the rejected ones up to max_steps; keep the accepted."""
+    cfg = run.recipe.self_refine
+    order = {r.id: i for i, r in enumerate(records)}
+    accepted: list[Record] = []
+    dropped: list[Record] = []
+    active = records
+    refine_sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
+    with run.timed("self_refine"):
+        for step in range(cfg.max_steps + 1):
+            if not active:
+                break
+            prompts = [sr.feedback_prompt(r.instruction, r.input, r.output) for r in active]
+            sampling = sr.feedback_sampling(cfg.feedback_max_tokens)
+            replies = run.llm_all(f"self-feedback-{step}", prompts, sampling, code=SELF)
+            ok, to_refine, out = sr.apply_feedback(active, replies, step, cfg.max_steps)
+            accepted += ok
+            dropped += out
+            if not to_refine:
+                break
+            prompts = [
+                sr.refine_prompt(
+                    r.instruction, r.input, r.output, r.meta["self"]["steps"][-1]["analysis"]
+                )
+                for r in to_refine
+            ]
+            replies = run.llm_all(f"self-refine-{step}", prompts, refine_sampling, code=SELF)
+            active, out = sr.apply_refinements(to_refine, replies, step)
+            dropped += out
+        accepted.sort(key=lambda r: order[r.id])
+        run.extras["self_feedback"] = sr.meta_skill_rows(accepted + dropped)
+    run.stage("self_refine", len(records), accepted, dropped)
+    return accepted
+
+
+def critic_names(critics) -> list[str]:
+    """Unique names: [accuracy, accuracy@m, accuracy] -> [accuracy, accuracy@m, accuracy-3]."""
+    names: list[str] = []
+    for i, critic in enumerate(critics):
+        name = critic.persona + (f"@{critic.model}" if critic.model else "")
+        names.append(name if name not in names else f"{name}-{i + 1}")
+    return names
+
+
+def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
+    """Critiques -> meta-critique -> aggregated critique targets; revisions -> DPO pairs."""
+    cfg = run.recipe.multicritique
+    names = critic_names(cfg.critics)
+    with run.timed("multicritique"):
+        parsed: dict[str, list[list[dict] | str]] = {}
+        for critic, name in zip(cfg.critics, names, strict=True):
+            prompts = [
+                mc.critique_prompt(r.instruction, r.input, r.output, critic.persona)
+                for r in records
+            ]
+            sampling = mc.critique_sampling(critic.seed, cfg.max_tokens)
+            replies = run.llm_all(
+                f"critique-{name}", prompts, sampling, model=critic.model, code=MULTI
+            )
+            parsed[name] = [mc.parse_critique(t) for t in first(replies)]
+        units = [
+            (i, name, unit)
+            for name in names
+            for i, found in enumerate(parsed[name])
+            if isinstance(found, list)
+            for unit in found
+        ]
+        prompts = [
+            mc.meta_critique_prompt(
+                records[i].instruction, records[i].input, records[i].output, unit
+            )
+            for i, _, unit in units
+        ]
+        replies = run.llm_all(
+            "meta-critique", prompts, mc.judge_sampling(mc.META_SCHEMA), code=MULTI
+        )
+        valid: list[list[dict]] = [[] for _ in records]
+        verdicts: list[dict[str, list]] = [{name: [] for name in names} for _ in records]
+        for (i, name, unit), reply in zip(units, first(replies), strict=True):
+            verdict = mc.parse_meta_verdict(reply)
+            verdicts[i][name].append(verdict)
+            if verdict is True:
+                valid[i].append({**unit, "critic": name})
+        # each critic's valid units revise the response; the judge compares it with the original
+        jobs = [
+            (i, name, [u for u in valid[i] if u["critic"] == name])
+            for i in range(len(records))
+            for name in names
+        ]
+        jobs = [job for job in jobs if job[2]]
+        prompts = [
+            mc.revision_prompt(records[i].instruction, records[i].input, records[i].output, us)
+            for i, _, us in jobs
+        ]
+        sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
+        revisions = [
+            mc.parse_revision(t)
+            for t in first(run.llm_all("revise", prompts, sampling, code=MULTI))
+        ]
+        compared = [
+            (i, name, text) for (i, name, _), text in zip(jobs, revisions, strict=True) if text
+        ]
+        prompts = []
+        for i, name, text in compared:
+            r = records[i]
+            a, b = (text, r.output) if mc.revision_first(r.id, name) else (r.output, text)
+            prompts.append(mc.comparison_prompt(r.instruction, r.input, a, b))
+        replies = run.llm_all("compare", prompts, mc.judge_sampling(mc.COMPARE_SCHEMA), code=MULTI)
+        pairs: list[dict] = []
+        pair_count = [0] * len(records)
+        comparisons: list[list[dict]] = [[] for _ in records]
+        for (i, name, text), reply in zip(compared, first(replies), strict=True):
+            r, verdict = records[i], mc.parse_comparison(reply)
+            comparisons[i].append({"critic": name, "verdict": verdict, "revision": text})
+            if verdict in ("A", "B", "tie"):
+                pair = mc.preference_pair(
+                    r, r.output, text, verdict, mc.revision_first(r.id, name), name
+                )
+                if pair is not None:
+                    pairs.append(pair)
+                    pair_count[i] += 1
+        out, sft = [], []
+        for i, r in enumerate(records):
+            aggregated = mc.merge_units(valid[i])
+            critiques = {
+                name: parsed[name][i]
+                if isinstance(parsed[name][i], list)
+                else {"error": parsed[name][i]}
+                for name in names
+            }
+            meta = {
+                "critics": critiques,
+                "meta_verdicts": verdicts[i],
+                "valid_units": valid[i],
+                "aggregated": aggregated,
+                "comparisons": comparisons[i],
+                "pairs": pair_count[i],
+            }
+            out.append(replace(r, meta={**r.meta, "multicritique": meta}))
+            if any(isinstance(parsed[name][i], list) for name in names):
+                sft.append(mc.critique_sft_row(r, aggregated))
+        run.extras["critique_sft"] = sft
+        run.extras["dpo"] = pairs
+    run.stage("multicritique", len(records), out, [])
+    log().info(
+        "multicritique: %d critique units, %d valid, %d revisions, %d preference pairs",
+        len(units),
+        sum(map(len, valid)),
+        len(compared),
+        len(pairs),
+    )
+    return out
+
+
+def judge_records(run: Run, records: list[Record], seeds: list[Seed]) -> list[Record]:
+    """Every judged stage the recipe switches on, in order."""
+    r = run.recipe
+    records = dedup_stages(run, records)
+    if r.rating.enabled:
+        records = rating_stage(run, records)
+    if r.s3ft.enabled:
+        known = {x.id for x in records}
+        gold = [g for g in gold_records(run, seeds) if g.id not in known]
+        records = s3ft_stage(run, records + list({g.id: g for g in gold}.values()))
+    if r.self_refine.enabled:
+        records = self_refine_stage(run, records)
+    if r.multicritique.enabled:
+        records = multicritique_stage(run, records)
+    return records

@@ -1,0 +1,191 @@
+"""Control flow of the judged stages (flows/judges.py) with scripted replies per stage.
+
+A fake run stands in for `Run`: it answers `llm_all` from a script keyed by stage name and keeps
+what each stage wrote. Real-model behaviour is in test_judges_real.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from contextlib import contextmanager
+
+import pytest
+
+from flows import judges
+from flows.recipe import Recipe
+from generators.records import Record
+
+
+class FakeRun:
+    def __init__(self, script: dict, **recipe) -> None:
+        base = {"name": "t", "seeds": "s.jsonl", "corpus": {"path": "c.jsonl"}, "batch_records": 2}
+        self.recipe = Recipe.model_validate({**base, **recipe})
+        self.script = script
+        self.asked: dict[str, list] = {}
+        self.stages: list[tuple[str, int, list[Record], list[Record]]] = []
+        self.extras: dict = {}
+        self.seconds = Counter()
+        self.lineage = {"model_id": "fake", "backend": "fake", "round": 0}
+
+    def llm_all(self, stage, conversations, sampling, model=None, code=()):
+        self.asked.setdefault(stage, []).extend(conversations)
+        reply = self.script[stage]
+        return [[reply(c) if callable(reply) else reply] for c in conversations]
+
+    @contextmanager
+    def timed(self, stage):
+        yield
+
+    def stage(self, name, n_in, kept, dropped):
+        self.stages.append((name, n_in, kept, dropped))
+
+
+def recs(*outputs: str) -> list[Record]:
+    return [Record(instruction=f"Task {i}?", output=o) for i, o in enumerate(outputs)]
+
+
+def user_text(conversation) -> str:
+    return conversation[-1]["content"]
+
+
+def test_rating_stage_keeps_at_threshold_and_names_the_reason():
+    script = {"rating": lambda c: '{"score": 4}' if "good" in user_text(c) else '{"score": 1}'}
+    run = FakeRun(script, rating={"enabled": True, "threshold": 3})
+    kept = judges.rating_stage(run, recs("good", "bad", "good too"))
+    assert [r.output for r in kept] == ["good", "good too"]
+    name, n_in, _, dropped = run.stages[0]
+    assert (name, n_in) == ("rating", 3)
+    assert dropped[0].meta["drop_reason"] == "judge_score_1_lt_3"
+    assert dropped[0].meta["dropped_by"] == "rating"
+    assert len(run.asked["rating"]) == 3
+
+
+def test_s3ft_own_paraphrase_and_gold_paths():
+    own = {"Task 0?": "Forty two.", "Task 1?": "No idea.", "Task 2?": "Wrong."}
+
+    def own_reply(c):
+        return own[user_text(c).strip()]
+
+    def judge(c):  # the own answer of task 0 and the paraphrase of task 1 are equivalent
+        text = user_text(c)
+        ok = "Forty two." in text or "In other words, yes." in text
+        return json.dumps({"equivalent": ok, "rationale": "r"})
+
+    script = {
+        "s3ft-own": own_reply,
+        "s3ft-judge-own": judge,
+        "s3ft-paraphrase": lambda c: (
+            "In other words, yes." if "gold one" in user_text(c) else "Something else."
+        ),
+        "s3ft-judge-paraphrase": judge,
+    }
+    run = FakeRun(script, s3ft={"enabled": True, "judge": "llm"})
+    out = judges.s3ft_stage(run, recs("42", "gold one", "gold two"))
+    assert [r.meta["target_source"] for r in out] == ["own", "paraphrase", "gold"]
+    assert [r.output for r in out] == ["Forty two.", "In other words, yes.", "gold two"]
+    assert len(run.asked["s3ft-paraphrase"]) == 2  # only the records whose own answer failed
+    assert run.stages[0][3] == []  # S3FT drops nothing
+
+
+def test_s3ft_exact_judge_makes_no_judge_calls():
+    script = {"s3ft-own": "Paris", "s3ft-paraphrase": "paris!"}
+    run = FakeRun(script, s3ft={"enabled": True, "judge": "exact"})
+    out = judges.s3ft_stage(run, recs("Paris.", "Rome"))
+    assert [r.meta["target_source"] for r in out] == ["own", "gold"]
+    assert "s3ft-judge-own" not in run.asked
+
+
+def test_gold_records_come_from_seed_instances_with_outputs(tmp_path):
+    from generators.seeds import Seed
+
+    seeds = [
+        Seed("s1", "Define pH.", (("", "The negative log of [H+]."),)),
+        Seed("s2", "Name a base.", (("", ""),)),
+        Seed("s3", "No instances.", ()),
+    ]
+    run = FakeRun({}, s3ft={"enabled": True, "include_seeds": True})
+    gold = judges.gold_records(run, seeds)
+    assert [(g.instruction, g.meta["source"], g.meta["seed_id"]) for g in gold] == [
+        ("Define pH.", "seed", "s1")
+    ]
+
+
+def test_self_refine_loop_accepts_refines_and_drops():
+    def feedback(c):
+        text = user_text(c)
+        if "fine answer" in text or "fixed answer" in text:
+            return '{"analysis": "ok", "verdict": "correct"}'
+        if "garbled" in text:
+            return "???"
+        return '{"analysis": "wrong dose", "verdict": "incorrect"}'
+
+    def refine(c):
+        return "fixed answer" if "fixable" in user_text(c) else "still hopeless"
+
+    script = {
+        "self-feedback-0": feedback,
+        "self-refine-0": refine,
+        "self-feedback-1": feedback,
+    }
+    run = FakeRun(script, self_refine={"enabled": True, "max_steps": 1})
+    records = recs("fine answer", "fixable", "hopeless", "garbled")
+    kept = judges.self_refine_stage(run, records)
+    assert [r.output for r in kept] == ["fine answer", "fixed answer"]
+    assert [r.id for r in kept] == [records[0].id, records[1].id]
+    assert kept[1].meta["self"]["accepted_at_step"] == 1
+    dropped = {r.id: r.meta["drop_reason"] for r in run.stages[0][3]}
+    assert dropped == {
+        records[2].id: "self_feedback_incorrect_after_1_refinements",
+        records[3].id: "judge_unparseable",
+    }
+    assert len(run.asked["self-refine-0"]) == 2
+    rows = run.extras["self_feedback"]
+    assert any(r["refined"] == "fixed answer" for r in rows)
+
+
+def test_multicritique_builds_critiques_and_preference_pairs():
+    unit = {"flaw": "The dose is wrong.", "severity": "critical", "suggestion": "Say 5 mg."}
+
+    def compare(c):  # the revision is always better, wherever it sits
+        text = user_text(c)
+        a_part = text.split("<response_b>")[0]
+        return '{"better": "A"}' if "Give 5 mg." in a_part else '{"better": "B"}'
+
+    script = {
+        "critique-accuracy": json.dumps({"units": [unit]}),
+        "critique-completeness": json.dumps({"units": []}),
+        "critique-clarity": "not json at all",
+        "meta-critique": '{"valid": true, "reason": "real"}',
+        "revise": "Give 5 mg.",
+        "compare": compare,
+    }
+    run = FakeRun(script, multicritique={"enabled": True})
+    records = recs("Give 50 mg.", "Give 10 mg.")
+    out = judges.multicritique_stage(run, records)
+    assert [r.id for r in out] == [r.id for r in records]
+    mc = out[0].meta["multicritique"]
+    assert mc["critics"]["completeness"] == []
+    assert mc["critics"]["clarity"] == {"error": "judge_unparseable"}
+    assert [u["critics"] for u in mc["aggregated"]] == [["accuracy"]]
+    assert len(run.extras["dpo"]) == 2
+    for pair in run.extras["dpo"]:
+        assert pair["chosen"][0]["content"] == "Give 5 mg." and pair["revision_preferred"]
+    assert len(run.extras["critique_sft"]) == 2
+    assert len(run.asked["revise"]) == 2  # one per record: only accuracy had valid units
+
+
+def test_critic_names_are_unique():
+    from flows.recipe import CriticConfig
+
+    critics = [
+        CriticConfig(persona="accuracy"),
+        CriticConfig(persona="accuracy", model="m"),
+        CriticConfig(persona="accuracy", seed=5),
+    ]
+    assert judges.critic_names(critics) == ["accuracy", "accuracy@m", "accuracy-3"]
+
+
+def test_unknown_persona_is_a_recipe_error():
+    with pytest.raises(ValueError, match="unknown critic persona 'tone'"):
+        FakeRun({}, multicritique={"enabled": True, "critics": [{"persona": "tone"}]})

@@ -1,0 +1,201 @@
+"""Every judged stage and the judge calibration on the real default model, over a few demo records.
+
+The records are demo seed tasks with their human answers, plus one deliberately wrong answer and
+one near-duplicate, so each stage has something to keep, drop, or rewrite. The 135M model is a
+weak judge: the assertions check the contracts (counts, reasons, lineage, exported files), not
+that its verdicts are right.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from filters.rating import EMPTY_REPLY, UNPARSEABLE
+from flows.rundir import read_records
+from flows.tasks import LLM_CALLS
+from generators.records import Record
+from generators.seeds import load_seeds
+
+pytestmark = pytest.mark.slow
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
+JUDGE_REASONS = {EMPTY_REPLY, UNPARSEABLE}
+
+
+def demo_records() -> list[Record]:
+    seeds = [s for s in load_seeds(DATA / "seeds.jsonl") if s.instances][:4]
+    records = [
+        Record(instruction=s.instruction, input=s.instances[0][0], output=s.instances[0][1])
+        for s in seeds
+    ]
+    wrong = Record(
+        instruction="What is the normal pH range of human arterial blood?",
+        output="Arterial blood is strongly acidic, with a normal pH of about 4.0 to 4.5.",
+    )
+    twin = Record(
+        instruction=records[0].instruction + " Please.",
+        input=records[0].input,
+        output=records[0].output,
+    )
+    return [*records, wrong, twin]
+
+
+def judged_recipe(tmp_path: Path) -> dict:
+    return {
+        "name": "judged",
+        "seed": 1,
+        "seeds": str(DATA / "seeds.jsonl"),
+        "corpus": {"path": str(DATA / "corpus.jsonl")},
+        "model": {"backend": "vllm"},
+        "batch_records": 4,
+        "dedup": {"minhash": True, "embedding": True},
+        "rating": {"enabled": True, "threshold": 2},
+        "s3ft": {"enabled": True, "judge": "llm", "max_tokens": 64},
+        "self_refine": {"enabled": True, "max_steps": 1, "max_tokens": 64},
+        "multicritique": {"enabled": True, "max_tokens": 128},
+        "calibration": {"check_set": str(DATA / "heldout_qa.jsonl"), "size": 3},
+        "runs_dir": str(tmp_path / "runs"),
+    }
+
+
+@pytest.fixture(scope="module")
+def judged_run(vllm_llm, prefect_harness, tmp_path_factory):
+    """All judged stages once on the demo records; returns (run, {stage: (in, out)})."""
+    from flows import judges
+    from flows.calibrate import calibrate
+    from flows.recipe import Recipe
+    from flows.run import Run
+
+    tmp = tmp_path_factory.mktemp("judged")
+    run = Run.start(Recipe.model_validate(judged_recipe(tmp)))
+    before = LLM_CALLS["conversations"]
+    calibrate(run)
+    records = demo_records()
+    seen = {}
+    deduped = judges.dedup_stages(run, records)
+    seen["dedup"] = (records, deduped)
+    rated = judges.rating_stage(run, deduped)
+    seen["rating"] = (deduped, rated)
+    targets = judges.s3ft_stage(run, rated)
+    seen["s3ft"] = (rated, targets)
+    refined = judges.self_refine_stage(run, targets)
+    seen["self_refine"] = (targets, refined)
+    # the weak 135M judge may reject every answer: critique the S3FT targets then
+    critique_in = refined or targets
+    critiqued = judges.multicritique_stage(run, critique_in)
+    seen["multicritique"] = (critique_in, critiqued)
+    run.finish(critiqued, 0.0)
+    seen["calls"] = LLM_CALLS["conversations"] - before
+    return run, seen
+
+
+def test_dedup_drops_the_near_duplicate_naming_the_original(judged_run):
+    run, seen = judged_run
+    records, kept = seen["dedup"]
+    twin = records[-1]
+    assert twin.id not in {r.id for r in kept} and len(kept) == len(records) - 1
+    dropped = {r.id: r for r in run.rejected}
+    assert dropped[twin.id].meta["drop_reason"].endswith(f"duplicate_of_{records[0].id}")
+    assert dropped[twin.id].meta["dedup"]["duplicate_of"] == records[0].id
+
+
+def test_rating_scores_every_record_or_drops_with_a_reason(judged_run):
+    run, seen = judged_run
+    records, kept = seen["rating"]
+    rated = {r.id for r in kept} | {r.id for r in run.rejected if r.meta["dropped_by"] == "rating"}
+    assert rated == {r.id for r in records}
+    for r in kept:
+        assert 2 <= r.meta["rating"]["score"] <= 5
+    for r in run.rejected:
+        if r.meta["dropped_by"] == "rating":
+            reason = r.meta["drop_reason"]
+            assert reason in JUDGE_REASONS or reason.startswith("judge_score_"), reason
+
+
+def test_s3ft_gives_every_record_a_target_source(judged_run):
+    _, seen = judged_run
+    records, out = seen["s3ft"]
+    assert [r.id for r in out] == [r.id for r in records]
+    golds = {r.id: r.output for r in records}
+    for r in out:
+        s3 = r.meta["s3ft"]
+        assert r.meta["target_source"] == s3["target_source"] in ("own", "paraphrase", "gold")
+        assert s3["gold"] == golds[r.id]
+        expected = {"own": s3["own"], "paraphrase": s3["paraphrase"], "gold": s3["gold"]}
+        assert r.output == expected[s3["target_source"]]
+        assert s3["own"] is None or isinstance(s3["own"], str)
+
+
+def test_self_refine_keeps_only_what_its_feedback_accepts(judged_run):
+    run, seen = judged_run
+    records, kept = seen["self_refine"]
+    dropped = [r for r in run.rejected if r.meta["dropped_by"] == "self_refine"]
+    assert len(kept) + len(dropped) == len(records)
+    for r in kept:
+        steps = r.meta["self"]["steps"]
+        assert steps[-1]["correct"] is True
+        assert r.meta["self"]["accepted_at_step"] == len(steps) - 1
+    for r in dropped:
+        reason = r.meta["drop_reason"]
+        assert reason in JUDGE_REASONS | {"refinement_empty"} or reason.startswith(
+            "self_feedback_incorrect_after_"
+        ), reason
+    for row in run.extras["self_feedback"]:
+        assert row["verdict"] in ("correct", "incorrect") and row["messages"][1]["content"]
+
+
+def test_multicritique_records_critiques_and_pairs(judged_run):
+    run, seen = judged_run
+    records, out = seen["multicritique"]
+    assert [r.id for r in out] == [r.id for r in records]
+    for r in out:
+        mc = r.meta["multicritique"]
+        assert set(mc["critics"]) == {"accuracy", "completeness", "clarity"}
+        for unit in mc["valid_units"]:
+            assert unit["flaw"] and unit["severity"] in ("minor", "major", "critical")
+    for pair in run.extras["dpo"]:
+        assert pair["chosen"][0]["content"] != pair["rejected"][0]["content"]
+        assert pair["prompt"][0]["role"] == "user"
+    for row in run.extras["critique_sft"]:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+
+
+def test_calibration_measures_each_judge_used(judged_run):
+    run, _ = judged_run
+    result = json.loads((run.dir / "calibration.json").read_text())
+    assert set(result["judges"]) == {"rating", "s3ft_equivalence", "self_feedback", "comparison"}
+    for metrics in result["judges"].values():
+        assert metrics["n"] == 6 and 0 <= metrics["agreement"] <= 1
+        assert metrics["tp"] + metrics["fp"] + metrics["tn"] + metrics["fn"] <= 6
+
+
+def test_export_tells_why_every_rejected_record_was_dropped(judged_run):
+    run, seen = judged_run
+    assert seen["calls"] > 0
+    export = run.dir / "export"
+    rejected = [json.loads(line) for line in (export / "rejected.jsonl").read_text().splitlines()]
+    assert {r["id"] for r in rejected} == {r.id for r in run.rejected}
+    for row in rejected:
+        assert row["stage"] == row["meta"]["dropped_by"] and row["reason"]
+    card = (export / "README.md").read_text()
+    assert "## Judge calibration" in card and "| rating |" in card
+    for name in ("self_feedback", "critique_sft", "dpo"):
+        lines = (export / f"{name}.jsonl").read_text().splitlines()
+        assert len(lines) == len(run.extras[name])
+    assert "## S3FT training targets" in card
+    stage_names = [s["stage"] for s in run.stages]
+    assert stage_names == [
+        "minhash_dedup",
+        "embedding_dedup",
+        "rating",
+        "s3ft",
+        "self_refine",
+        "multicritique",
+    ]
+    for number, stage in enumerate(run.stages):
+        folder = run.dir / "stages" / f"{number:02d}-{stage['stage']}"
+        assert len(read_records(folder / "kept.parquet")) == stage["kept"]
+        assert stage["seconds"] >= 0
