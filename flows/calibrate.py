@@ -10,7 +10,9 @@ one corrupted answer. Each judge is asked about every item the way the pipeline 
                       the answer it prefers counts as judged "correct", the other as "wrong"
 
 Results go to runs/<name>/calibration.json, the manifest and the data card. A judge under
-`calibration.min_agreement` is a warning, or stops the run when `on_low: refuse`.
+`calibration.min_agreement` is a warning (`on_low: warn`), is not used (`skip`: its stage passes
+records through unfiltered, S3FT falls back to exact match, MultiCritique makes no preference
+pairs), or stops the run (`refuse`).
 Not calibrated: the meta-critique judge (the check set has no labelled critique units).
 """
 
@@ -133,16 +135,24 @@ def calibrate(run: Run, judges: list[str] | None = None, log=None, enforce: bool
             if log:
                 log.info("calibration %s", cal.summary_line(judge, metrics))
     result["seconds"] = round(run.seconds["calibration"], 1)
+    low = [j for j, m in result["judges"].items() if m["agreement"] < cfg.min_agreement]
+    for name, metrics in result["judges"].items():
+        metrics["action"] = "used" if name not in low else f"low: {cfg.on_low}"
     write_text_atomic(run.dir / CALIBRATION_FILE, json.dumps(result, indent=2) + "\n")
     run.calibration = result
-    low = [j for j, m in result["judges"].items() if m["agreement"] < cfg.min_agreement]
-    if low:
+    if low and enforce:
         message = (
             f"judge(s) {', '.join(low)} agree with the check set less than "
             f"calibration.min_agreement={cfg.min_agreement} (see {run.dir / CALIBRATION_FILE})"
         )
-        if enforce and cfg.on_low == "refuse":
+        if cfg.on_low == "refuse":
             raise SelfAlignError(message)
+        if cfg.on_low == "skip":
+            for name in low:
+                agreement = result["judges"][name]["agreement"]
+                run.skipped_judges[name] = (
+                    f"uncalibrated: agreement {agreement} < {cfg.min_agreement}"
+                )
         if log:
-            log.warning("%s; continuing because calibration.on_low is 'warn'", message)
+            log.warning("%s; calibration.on_low is '%s'", message, cfg.on_low)
     return result

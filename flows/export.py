@@ -204,14 +204,16 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
             f"Check set: `{calibration['check_set']}`, {calibration['pairs']} questions, each with",
             "its correct answer and one corrupted answer (numbers changed, claim negated, or",
             "another question's answer). Precision and recall are of the judge's *correct*",
-            f"verdicts; a judge under agreement {calibration['min_agreement']} is flagged.",
+            f"verdicts. A judge under agreement {calibration['min_agreement']} is flagged `low`",
+            "with what the recipe did (`calibration.on_low`): warn and use it, skip it (its stage",
+            "does not filter), or refuse to run.",
             "",
             "| judge | agreement | precision | recall | unparseable | n | status |",
             "|---|---|---|---|---|---|---|",
         ]
         for name, m in calibration["judges"].items():
             row = [m["agreement"], m["precision"], m["recall"], m["unparseable"], m["n"]]
-            status = "ok" if m["agreement"] >= calibration["min_agreement"] else "LOW"
+            status = m.get("action", "used")
             lines.append(f"| {name} | " + " | ".join(map(_fmt, row)) + f" | {status} |")
         lines.append("")
     datasets = manifest.get("datasets") or {}

@@ -9,6 +9,10 @@
     multicritique     critics, meta-critique, aggregated critiques -> export/critique_sft.jsonl,
                       revisions judged against the original -> export/dpo.jsonl
 
+A judge that failed calibration with `on_low: skip` (in `run.skipped_judges`) decides nothing:
+its stage passes records through with the reason in `meta`, S3FT compares with exact match
+instead, and MultiCritique still critiques but makes no preference pairs.
+
 Every model call goes through `Run.llm_all` (cached batches, so reruns and resumes are free); the
 prompt building and parsing are the pure functions of `filters/`. Each stage writes its stage
 folder and keeps its verdicts in the records' `meta`, dropped records included.
@@ -75,8 +79,18 @@ def dedup_stages(run: Run, records: list[Record]) -> list[Record]:
     return records
 
 
+def passed_through(run: Run, stage: str, key: str, reason: str, records: list[Record]):
+    """A skipped judge's stage: every record kept, meta[key] = {"skipped": reason}."""
+    kept = [replace(r, meta={**r.meta, key: {"skipped": reason}}) for r in records]
+    run.stage(stage, len(records), kept, [])
+    log().warning("%s: not filtering, the judge is %s", stage, reason)
+    return kept
+
+
 def rating_stage(run: Run, records: list[Record]) -> list[Record]:
     cfg = run.recipe.rating
+    if "rating" in run.skipped_judges:
+        return passed_through(run, "rating", "rating", run.skipped_judges["rating"], records)
     with run.timed("rating"):
         prompts = [build_rating_prompt(r.instruction, r.input, r.output) for r in records]
         replies = run.llm_all("rating", prompts, rating_sampling(cfg.max_tokens), code=RATING)
@@ -105,19 +119,26 @@ def gold_records(run: Run, seeds: list[Seed]) -> list[Record]:
     return records
 
 
+def s3ft_judge(run: Run) -> str:
+    """The recipe's S3FT judge, or exact match when the LLM judge failed calibration."""
+    judge = run.recipe.s3ft.judge
+    return "exact" if judge == "llm" and "s3ft_equivalence" in run.skipped_judges else judge
+
+
 def _judge_equivalence(
     run: Run, stage: str, records: list[Record], candidates: list[str]
 ) -> list[dict]:
     cfg = run.recipe.s3ft
+    judge = s3ft_judge(run)
     golds = [r.output for r in records]
     replies = None
-    if s3ft.needs_llm(cfg.judge):
+    if s3ft.needs_llm(judge):
         prompts = [
             s3ft.equivalence_prompt(r.instruction, r.input, r.output, c)
             for r, c in zip(records, candidates, strict=True)
         ]
         replies = run.llm_all(stage, prompts, s3ft.judge_sampling(cfg.judge_max_tokens), code=S3FT)
-    return s3ft.verdicts(cfg.judge, golds, candidates, replies)
+    return s3ft.verdicts(judge, golds, candidates, replies)
 
 
 def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
@@ -153,6 +174,9 @@ def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
 def self_refine_stage(run: Run, records: list[Record]) -> list[Record]:
     """Feedback on each response; refine the rejected ones up to max_steps; keep the accepted."""
     cfg = run.recipe.self_refine
+    if "self_feedback" in run.skipped_judges:
+        reason = run.skipped_judges["self_feedback"]
+        return passed_through(run, "self_refine", "self", reason, records)
     order = {r.id: i for i, r in enumerate(records)}
     accepted: list[Record] = []
     dropped: list[Record] = []
@@ -239,7 +263,9 @@ def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
             for i in range(len(records))
             for name in names
         ]
-        jobs = [job for job in jobs if job[2]]
+        # an uncalibrated comparison judge could not tell which is better: no revisions, no pairs
+        compare_skipped = run.skipped_judges.get("comparison")
+        jobs = [job for job in jobs if job[2] and not compare_skipped]
         prompts = [
             mc.revision_prompt(records[i].instruction, records[i].input, records[i].output, us)
             for i, _, us in jobs
@@ -288,6 +314,8 @@ def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
                 "comparisons": comparisons[i],
                 "pairs": pair_count[i],
             }
+            if compare_skipped:
+                meta["comparison_skipped"] = compare_skipped
             out.append(replace(r, meta={**r.meta, "multicritique": meta}))
             if any(isinstance(parsed[name][i], list) for name in names):
                 sft.append(mc.critique_sft_row(r, aggregated))

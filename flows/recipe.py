@@ -152,8 +152,10 @@ class CalibrationConfig(Strict):
     check_set: str | None = Field(None, description="held-out QA JSONL (question, answer)")
     size: int = Field(40, ge=2, description="QA pairs used (each gives a correct + a wrong item)")
     min_agreement: float = Field(0.6, ge=0, le=1)
-    on_low: Literal["warn", "refuse"] = Field(
-        "warn", description="what a judge under min_agreement does to the run"
+    on_low: Literal["warn", "skip", "refuse"] = Field(
+        "warn",
+        description="a judge under min_agreement: warn and use it, skip it (its stage does not "
+        "filter; S3FT falls back to exact match), or refuse (stop the run)",
     )
 
 

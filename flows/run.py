@@ -91,6 +91,7 @@ class Run:
     seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
     extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
     calibration: dict[str, Any] = field(default_factory=dict)
+    skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
 
     @classmethod
     def start(cls, recipe: Recipe) -> Run:

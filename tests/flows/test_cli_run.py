@@ -46,6 +46,20 @@ def make_recipe(tmp_path, seeds: bytes | None = None, corpus: bytes | None = Non
             {"extra": "corpus:\n  path: corpus.jsonl\n  overlap_words: 500\n"},
             ["recipe.yaml", "overlap_words must be smaller"],
         ),
+        (
+            {"extra": "multicritique:\n  enabled: true\n  critics: [{persona: tone}]\n"},
+            ["recipe.yaml", "unknown critic persona 'tone'"],
+        ),
+        ({"extra": "s3ft:\n  judge: vibes\n"}, ["recipe.yaml", "s3ft.judge"]),
+        ({"extra": "calibration:\n  on_low: ignore\n"}, ["recipe.yaml", "calibration.on_low"]),
+        (
+            {"extra": "s3ft:\n  enabled: true\n  gold_set: gold.jsonl\n"},
+            ["gold.jsonl", "no such"],
+        ),
+        (
+            {"extra": "calibration:\n  check_set: seeds.jsonl\n"},
+            ["seeds.jsonl:1", "question"],
+        ),
     ],
 )
 def test_bad_input_fails_before_anything_is_written(tmp_path, kwargs, needles):
@@ -64,3 +78,14 @@ def test_missing_recipe_and_bad_set(tmp_path):
 def test_export_needs_a_finished_run(tmp_path):
     assert_one_line_error(run_cli("export", str(tmp_path)), str(tmp_path), "not a finished run")
     assert_one_line_error(run_cli("export", str(tmp_path), "--format", "csv"), "--format 'csv'")
+
+
+def test_calibrate_bad_input(tmp_path):
+    recipe = make_recipe(tmp_path)
+    assert_one_line_error(run_cli("calibrate", str(recipe)), "calibration.check_set' is not set")
+    (tmp_path / "qa.jsonl").write_text('{"question": "Q?", "answer": "A."}\n{"question": \n')
+    recipe = make_recipe(tmp_path, extra="calibration:\n  check_set: qa.jsonl\n")
+    assert_one_line_error(run_cli("calibrate", str(recipe)), "qa.jsonl:2")
+    proc = run_cli("calibrate", str(recipe), "--judge", "vibes")
+    assert_one_line_error(proc, "--judge 'vibes'")
+    assert not (tmp_path / "runs").exists()

@@ -27,8 +27,11 @@ class FakeRun:
         self.extras: dict = {}
         self.seconds = Counter()
         self.lineage = {"model_id": "fake", "backend": "fake", "round": 0}
+        self.skipped_judges: dict[str, str] = {}
 
     def llm_all(self, stage, conversations, sampling, model=None, code=()):
+        if not conversations:  # like Run.llm: no call at all
+            return []
         self.asked.setdefault(stage, []).extend(conversations)
         reply = self.script[stage]
         return [[reply(c) if callable(reply) else reply] for c in conversations]
@@ -189,3 +192,41 @@ def test_critic_names_are_unique():
 def test_unknown_persona_is_a_recipe_error():
     with pytest.raises(ValueError, match="unknown critic persona 'tone'"):
         FakeRun({}, multicritique={"enabled": True, "critics": [{"persona": "tone"}]})
+
+
+def test_skipped_judges_do_not_filter():
+    run = FakeRun(
+        {"s3ft-own": "Paris", "s3ft-paraphrase": "Rome"},
+        rating={"enabled": True},
+        s3ft={"enabled": True, "judge": "llm"},
+        self_refine={"enabled": True},
+    )
+    why = "uncalibrated: agreement 0.5 < 0.6"
+    run.skipped_judges = dict.fromkeys(("rating", "s3ft_equivalence", "self_feedback"), why)
+    records = recs("Paris.", "Lyon")
+    kept = judges.rating_stage(run, records)
+    assert [r.meta["rating"] for r in kept] == [{"skipped": why}] * 2
+    out = judges.s3ft_stage(run, kept)  # exact match instead of the LLM judge: no judge calls
+    assert [r.meta["target_source"] for r in out] == ["own", "gold"]
+    assert not any(stage.startswith("s3ft-judge") for stage in run.asked)
+    kept = judges.self_refine_stage(run, out)
+    assert [r.meta["self"] for r in kept] == [{"skipped": why}] * 2
+    assert [(name, len(dropped)) for name, _, _, dropped in run.stages] == [
+        ("rating", 0),
+        ("s3ft", 0),
+        ("self_refine", 0),
+    ]
+
+
+def test_skipped_comparison_judge_makes_no_pairs():
+    unit = {"flaw": "Wrong.", "severity": "major", "suggestion": "Fix."}
+    script = {
+        "critique-accuracy": json.dumps({"units": [unit]}),
+        "meta-critique": '{"valid": true, "reason": "r"}',
+    }
+    run = FakeRun(script, multicritique={"enabled": True, "critics": [{"persona": "accuracy"}]})
+    run.skipped_judges = {"comparison": "uncalibrated"}
+    out = judges.multicritique_stage(run, recs("Give 50 mg."))
+    assert run.extras["dpo"] == [] and "revise" not in run.asked
+    assert out[0].meta["multicritique"]["comparison_skipped"] == "uncalibrated"
+    assert len(run.extras["critique_sft"]) == 1

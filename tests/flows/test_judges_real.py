@@ -23,6 +23,15 @@ pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
 JUDGE_REASONS = {EMPTY_REPLY, UNPARSEABLE}
+JUDGED_STAGES = [
+    "minhash_dedup",
+    "embedding_dedup",
+    "rating",
+    "s3ft",
+    "self_refine",
+    "multicritique",
+]
+CALIBRATED = {"rating", "s3ft_equivalence", "self_feedback", "comparison"}
 
 
 def demo_records() -> list[Record]:
@@ -52,7 +61,7 @@ def judged_recipe(tmp_path: Path) -> dict:
         "model": {"backend": "vllm"},
         "batch_records": 4,
         "dedup": {"minhash": True, "embedding": True},
-        "rating": {"enabled": True, "threshold": 2},
+        "rating": {"enabled": True, "threshold": 1},  # the 135M judge scores nearly all 1
         "s3ft": {"enabled": True, "judge": "llm", "max_tokens": 64},
         "self_refine": {"enabled": True, "max_steps": 1, "max_tokens": 64},
         "multicritique": {"enabled": True, "max_tokens": 128},
@@ -108,7 +117,7 @@ def test_rating_scores_every_record_or_drops_with_a_reason(judged_run):
     rated = {r.id for r in kept} | {r.id for r in run.rejected if r.meta["dropped_by"] == "rating"}
     assert rated == {r.id for r in records}
     for r in kept:
-        assert 2 <= r.meta["rating"]["score"] <= 5
+        assert 1 <= r.meta["rating"]["score"] <= 5
     for r in run.rejected:
         if r.meta["dropped_by"] == "rating":
             reason = r.meta["drop_reason"]
@@ -166,7 +175,7 @@ def test_multicritique_records_critiques_and_pairs(judged_run):
 def test_calibration_measures_each_judge_used(judged_run):
     run, _ = judged_run
     result = json.loads((run.dir / "calibration.json").read_text())
-    assert set(result["judges"]) == {"rating", "s3ft_equivalence", "self_feedback", "comparison"}
+    assert set(result["judges"]) == CALIBRATED
     for metrics in result["judges"].values():
         assert metrics["n"] == 6 and 0 <= metrics["agreement"] <= 1
         assert metrics["tp"] + metrics["fp"] + metrics["tn"] + metrics["fn"] <= 6
@@ -186,16 +195,51 @@ def test_export_tells_why_every_rejected_record_was_dropped(judged_run):
         lines = (export / f"{name}.jsonl").read_text().splitlines()
         assert len(lines) == len(run.extras[name])
     assert "## S3FT training targets" in card
-    stage_names = [s["stage"] for s in run.stages]
-    assert stage_names == [
-        "minhash_dedup",
-        "embedding_dedup",
-        "rating",
-        "s3ft",
-        "self_refine",
-        "multicritique",
-    ]
+    assert [s["stage"] for s in run.stages] == JUDGED_STAGES
     for number, stage in enumerate(run.stages):
         folder = run.dir / "stages" / f"{number:02d}-{stage['stage']}"
         assert len(read_records(folder / "kept.parquet")) == stage["kept"]
         assert stage["seconds"] >= 0
+
+
+def test_judged_recipe_end_to_end_then_rerun_makes_no_llm_calls(
+    vllm_llm, prefect_harness, tmp_path
+):
+    from flows.pipeline import self_specialize
+
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(
+        '{"instruction": "What does insulin do?", "output": "It lowers blood glucose."}\n'
+        '{"instruction": "Name the largest artery.", "output": "The aorta."}\n'
+    )
+    recipe = judged_recipe(tmp_path)
+    recipe.update(
+        name="judged-flow",
+        generate={"prompts": 2, "batch_prompts": 2, "max_tokens": 200},
+        instances={"max_tokens": 96},
+        respond={"max_tokens": 96},
+        batch_records=8,
+        calibration={**recipe["calibration"], "size": 2},
+        s3ft={**recipe["s3ft"], "gold_set": str(gold)},
+    )
+    before = LLM_CALLS["conversations"]
+    run_dir = Path(self_specialize(recipe=recipe))
+    assert LLM_CALLS["conversations"] > before
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    names = [s["stage"] for s in manifest["stages"]]
+    assert names[-7:] == ["respond", *JUDGED_STAGES]
+    assert set(manifest["calibration"]["judges"]) == set(CALIBRATED)
+    s3ft_counts = manifest["stages"][names.index("s3ft")]
+    assert s3ft_counts["kept"] == s3ft_counts["in"] >= 2  # the gold set at least
+    export = run_dir / "export"
+    train = (export / "train.jsonl").read_bytes()
+    kept = [json.loads(line) for line in train.decode().splitlines()]
+    assert len(kept) == manifest["records"]
+    assert all(row["meta"]["target_source"] in ("own", "paraphrase", "gold") for row in kept)
+    rejected = (export / "rejected.jsonl").read_text().splitlines()
+    assert len(rejected) == sum(s["dropped"] for s in manifest["stages"])
+
+    before = LLM_CALLS["conversations"]
+    self_specialize(recipe=recipe)
+    assert LLM_CALLS["conversations"] == before
+    assert (export / "train.jsonl").read_bytes() == train
