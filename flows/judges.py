@@ -278,22 +278,23 @@ def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
         compared = [
             (i, name, text) for (i, name, _), text in zip(jobs, revisions, strict=True) if text
         ]
-        prompts = []
+        prompts, revision_is_a = [], []
         for i, name, text in compared:
             r = records[i]
-            a, b = (text, r.output) if mc.revision_first(r.id, name) else (r.output, text)
+            revision_is_a.append(mc.revision_first(r.id, name))
+            a, b = (text, r.output) if revision_is_a[-1] else (r.output, text)
             prompts.append(mc.comparison_prompt(r.instruction, r.input, a, b))
         replies = run.llm_all("compare", prompts, mc.judge_sampling(mc.COMPARE_SCHEMA), code=MULTI)
         pairs: list[dict] = []
         pair_count = [0] * len(records)
         comparisons: list[list[dict]] = [[] for _ in records]
-        for (i, name, text), reply in zip(compared, first(replies), strict=True):
+        for (i, name, text), reply, rev_a in zip(
+            compared, first(replies), revision_is_a, strict=True
+        ):
             r, verdict = records[i], mc.parse_comparison(reply)
             comparisons[i].append({"critic": name, "verdict": verdict, "revision": text})
             if verdict in ("A", "B", "tie"):
-                pair = mc.preference_pair(
-                    r, r.output, text, verdict, mc.revision_first(r.id, name), name
-                )
+                pair = mc.preference_pair(r, r.output, text, verdict, rev_a, name)
                 if pair is not None:
                     pairs.append(pair)
                     pair_count[i] += 1

@@ -183,13 +183,11 @@ def self_specialize(recipe: dict[str, Any]) -> str:
     )
     with run.timed("corpus"):
         run.index(corpus.passages)
-    if judges_in(run.recipe):
-        if run.recipe.calibration.check_set:
-            calibrate(run, log=log)
-        else:
-            log.warning(
-                "judges %s are not calibrated: set calibration.check_set", judges_in(run.recipe)
-            )
+    used = judges_in(run.recipe)
+    if used and run.recipe.calibration.check_set:
+        calibrate(run, used, log=log)
+    elif used:
+        log.warning("judges %s are not calibrated: set calibration.check_set", used)
     instructions = generate_instructions(run, seeds, corpus.passages)
     records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
     records = judge_records(run, records, seeds)
