@@ -1,0 +1,304 @@
+"""Held-out evaluation of a model before and after fine-tuning, IFD scores, and the promote rule.
+
+    answer loss   chat template [user: prompt] + generation prompt, then the answer and the
+                  template's end-of-turn marker; only those answer tokens are scored (the same
+                  split TRL's SFT trainer uses for prompt-completion rows)
+    IFD           loss of the answer given the instruction / loss given an *empty user turn*
+                  (Li et al. 2024, "From Quantity to Quality", Cherry LLM); the empty turn keeps
+                  the system prompt and turn markers, so only the instruction itself is missing
+    token F1      SQuAD-style bag-of-tokens F1 of a greedy generation against the gold answer
+    promote       domain loss must fall, general loss may rise only a little
+
+Not handled: models without a chat template (raises ValueError); multi-turn prompts; answers longer
+than MAX_LENGTH are kept whole (never cut), so such a sequence is longer than MAX_LENGTH;
+sampling-based generation scores.
+"""
+
+from __future__ import annotations
+
+import gc
+import re
+import string
+import time
+from collections import Counter
+from typing import Any
+
+from trainers.data import QA
+
+# Longest scored sequence; longer prompts lose tokens from the left. SmolLM2 takes 8192, but 1024
+# covers every held-out QA here and keeps CPU batches small.
+MAX_LENGTH = 1024
+# SQuAD v1.1 evaluate script: lowercase, drop punctuation and English articles.
+ARTICLES = re.compile(r"\b(a|an|the)\b")
+PUNCTUATION = set(string.punctuation)
+N_EXAMPLES = 3  # generations kept in a report, enough to eyeball
+
+
+def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) from a HF folder: fp32 on CPU, bf16 on CUDA, eval mode, left padding."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _render(tokenizer: Any, prompt: str, answer: str) -> tuple[str, str]:
+    """(prompt text up to the assistant header, completion text = answer + end-of-turn)."""
+    if not tokenizer.chat_template:
+        raise ValueError("evaluate: the tokenizer has no chat template")
+    user = [{"role": "user", "content": prompt}]
+    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template(
+        [*user, {"role": "assistant", "content": answer}], tokenize=False
+    )
+    if full.startswith(head):
+        return head, full[len(head) :]
+    return head, answer + (tokenizer.eos_token or "")
+
+
+def _tokens(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of rendered template text, which already carries its special tokens."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def encode_example(
+    tokenizer: Any, prompt: str, answer: str, max_length: int = MAX_LENGTH
+) -> tuple[list[int], int]:
+    """(token ids of prompt + answer, number of answer tokens); the prompt is cut from the left."""
+    head, tail = _render(tokenizer, prompt, answer)
+    head_ids = _tokens(tokenizer, head)
+    full_ids = _tokens(tokenizer, head + tail)
+    if len(full_ids) > len(head_ids) and full_ids[: len(head_ids)] == head_ids:
+        ids, n_answer = full_ids, len(full_ids) - len(head_ids)
+    else:  # the tokens merge across the boundary: tokenize the two halves apart
+        tail_ids = _tokens(tokenizer, tail)
+        ids, n_answer = head_ids + tail_ids, len(tail_ids)
+    keep_prompt = max(max_length - n_answer, 1)  # the first answer token needs some context
+    n_prompt = len(ids) - n_answer
+    return ids[max(n_prompt - keep_prompt, 0) :], n_answer
+
+
+def length_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped by length so batches pad little: [5, 1, 3], 2 -> [[1, 2], [0]]."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def _left_pad(seqs: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """(input_ids, attention_mask, position_ids) with padding on the left."""
+    import torch
+
+    width = max(len(s) for s in seqs)
+    ids = torch.tensor([[pad_id] * (width - len(s)) + s for s in seqs], device=device)
+    mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs], device=device)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each row starts at position 0
+    return ids, mask, positions
+
+
+def _batch_nll(model: Any, seqs: list[list[int]], n_answers: list[int], pad_id: int) -> list[float]:
+    """Summed NLL of the last n_answers[i] tokens of each sequence (left padded, one forward)."""
+    import torch
+
+    ids, mask, positions = _left_pad(seqs, pad_id, model.device)
+    keep = max(n_answers) + 1  # logits at position t predict token t + 1
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep)
+    logprobs = out.logits[:, :-1].float().log_softmax(-1)
+    targets = ids[:, -(keep - 1) :]
+    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return [float(nll[i, -n:].sum()) for i, n in enumerate(n_answers)]
+
+
+def answer_losses(
+    model: Any,
+    tokenizer: Any,
+    prompts: list[str],
+    answers: list[str],
+    batch_size: int = 8,
+    with_prompt: bool = True,
+) -> list[tuple[float, int]]:
+    """Per example (summed NLL of the answer tokens, answer token count), in input order.
+
+    with_prompt=False scores each answer after an empty user turn (for IFD).
+    """
+    if len(prompts) != len(answers):
+        raise ValueError(f"answer_losses: {len(prompts)} prompts but {len(answers)} answers")
+    encoded = [
+        encode_example(tokenizer, p if with_prompt else "", a)
+        for p, a in zip(prompts, answers, strict=True)
+    ]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
+    for batch in length_batches([len(ids) for ids, _ in encoded], batch_size):
+        seqs, counts = [encoded[i][0] for i in batch], [encoded[i][1] for i in batch]
+        for i, nll, n in zip(batch, _batch_nll(model, seqs, counts, pad_id), counts, strict=True):
+            out[i] = (nll, n)
+    return out
+
+
+def mean_answer_loss(pairs: list[tuple[float, int]]) -> float:
+    """Token-weighted mean NLL: [(4.0, 2), (2.0, 2)] -> 1.5."""
+    tokens = sum(n for _, n in pairs)
+    if tokens == 0:
+        raise ValueError("mean_answer_loss: no answer tokens")
+    return sum(nll for nll, _ in pairs) / tokens
+
+
+def ifd_scores(
+    model: Any, tokenizer: Any, prompts: list[str], answers: list[str], batch_size: int = 8
+) -> list[float]:
+    """Instruction-Following Difficulty per example: mean loss with / without the instruction."""
+    given = answer_losses(model, tokenizer, prompts, answers, batch_size, with_prompt=True)
+    alone = answer_losses(model, tokenizer, prompts, answers, batch_size, with_prompt=False)
+    return [(g / n) / (a / m) for (g, n), (a, m) in zip(given, alone, strict=True)]
+
+
+def _normalize(text: str) -> list[str]:
+    """SQuAD normalization: 'The Cat, sat!' -> ['cat', 'sat']."""
+    text = "".join(ch for ch in text.lower() if ch not in PUNCTUATION)
+    return ARTICLES.sub(" ", text).split()
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Bag-of-tokens F1 after SQuAD normalization; 1.0 when both normalize to nothing."""
+    pred, ref = _normalize(prediction), _normalize(gold)
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """Greedy replies to a batch of single-turn prompts."""
+    import torch
+
+    keep = max(MAX_LENGTH - max_new_tokens, 1)
+    heads = [_tokens(tokenizer, _render(tokenizer, p, "")[0])[-keep:] for p in prompts]
+    ids, mask, _ = _left_pad(heads, tokenizer.pad_token_id, model.device)
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    replies = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
+    return [reply.strip() for reply in replies]
+
+
+def generation_score(
+    model: Any, tokenizer: Any, qas: list[QA], max_new_tokens: int = 64, batch_size: int = 8
+) -> dict[str, Any]:
+    """Mean token F1 of greedy replies: {"token_f1", "n", "examples" (the first three)}."""
+    predictions = [""] * len(qas)
+    for batch in length_batches([len(qa.prompt) for qa in qas], batch_size):
+        replies = _generate(model, tokenizer, [qas[i].prompt for i in batch], max_new_tokens)
+        for i, reply in zip(batch, replies, strict=True):
+            predictions[i] = reply
+    scores = [token_f1(p, qa.answer) for p, qa in zip(predictions, qas, strict=True)]
+    mean_f1 = sum(scores) / len(scores) if scores else 0.0
+    examples = [
+        {"id": qa.id, "prompt": qa.prompt, "answer": qa.answer, "prediction": p}
+        for qa, p in zip(qas[:N_EXAMPLES], predictions[:N_EXAMPLES], strict=True)
+    ]
+    return {"token_f1": mean_f1, "n": len(qas), "examples": examples}
+
+
+def evaluate(
+    model_path: str,
+    domain: list[QA],
+    general: list[QA] | None,
+    generate: int = 40,
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Answer losses on the domain (and general) QAs, token F1 on the first `generate` domain QAs.
+
+    Loads the model once and frees it afterwards, so a trainer can follow in the same process.
+    """
+    start = time.perf_counter()
+    model, tokenizer = load_model(model_path)
+    try:
+        domain_pairs = _qa_losses(model, tokenizer, domain, batch_size)
+        general_pairs = _qa_losses(model, tokenizer, general or [], batch_size)
+        gen: dict[str, Any] = {}
+        if generate > 0:
+            gen = generation_score(model, tokenizer, domain[:generate], max_new_tokens, batch_size)
+    finally:
+        del model  # the only reference: the weights can go before a trainer loads its own
+        _release_memory()
+    return {
+        "model": model_path,
+        "domain_loss": mean_answer_loss(domain_pairs),
+        "domain_tokens": sum(n for _, n in domain_pairs),
+        "domain_n": len(domain),
+        "domain_token_f1": gen.get("token_f1"),
+        "general_loss": mean_answer_loss(general_pairs) if general_pairs else None,
+        "general_n": len(general_pairs),
+        "seconds": round(time.perf_counter() - start, 1),
+        "examples": gen.get("examples", []),
+    }
+
+
+def _qa_losses(
+    model: Any, tokenizer: Any, qas: list[QA], batch_size: int
+) -> list[tuple[float, int]]:
+    prompts, answers = [qa.prompt for qa in qas], [qa.answer for qa in qas]
+    return answer_losses(model, tokenizer, prompts, answers, batch_size)
+
+
+def _release_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def relative_change(before: float, after: float) -> float:
+    """(after - before) / before: 2.0 -> 1.5 gives -0.25."""
+    if before == 0:
+        raise ValueError("relative_change: before is 0")
+    return (after - before) / before
+
+
+def _loss_text(name: str, before: float, after: float) -> str:
+    """'domain loss 2.431 -> 2.102 (-13.5%)'."""
+    return f"{name} loss {before:.3f} -> {after:.3f} ({relative_change(before, after):+.1%})"
+
+
+def promote(
+    before: dict[str, Any],
+    after: dict[str, Any],
+    min_domain_gain: float = 0.0,
+    max_general_increase: float = 0.02,
+) -> tuple[bool, str]:
+    """Promote iff domain loss fell by more than min_domain_gain (a fraction) and general loss rose
+    by at most max_general_increase (ignored when either general loss is None); (ok, reason)."""
+    parts = [_loss_text("domain", before["domain_loss"], after["domain_loss"])]
+    failures = []
+    gain = -relative_change(before["domain_loss"], after["domain_loss"])
+    if gain <= 0:
+        failures.append("domain loss did not fall")
+    elif gain <= min_domain_gain:
+        failures.append(f"domain loss fell {gain:.1%} <= {min_domain_gain:.1%}")
+    if before.get("general_loss") is not None and after.get("general_loss") is not None:
+        parts.append(_loss_text("general", before["general_loss"], after["general_loss"]))
+        rise = relative_change(before["general_loss"], after["general_loss"])
+        if rise > max_general_increase:
+            failures.append(f"general loss rose {rise:.1%} > {max_general_increase:.1%}")
+    else:
+        parts.append("general loss not measured")
+    verdict = f"not promoted ({'; '.join(failures)})" if failures else "promoted"
+    return not failures, f"{', '.join(parts)}: {verdict}"
