@@ -52,6 +52,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/novelty.py
+	$(BIN)/python benchmarks/uds_overhead.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
