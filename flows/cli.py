@@ -142,6 +142,36 @@ def _check_inputs(recipe) -> None:
             "recipe: 'corpus.overlap_words' must be smaller than 'corpus.chunk_words'"
         )
     resolve_model(recipe.model.name)
+    if recipe.train.enabled:
+        _check_train(recipe)
+
+
+def _check_train(recipe) -> None:
+    """The train section's eval sets and TRL/peft field names, before any work."""
+    from trainers.data import load_qa
+    from trainers.sft import check_configs
+
+    cfg = recipe.train
+    for path in (cfg.eval.domain, cfg.eval.general):
+        if path:
+            load_qa(path)
+    check_configs(cfg.lora, cfg.sft, cfg.dpo)
+    if cfg.model:
+        from generators.models import resolve_model
+
+        resolve_model(cfg.model)
+
+
+def _show_rounds(root: Path) -> None:
+    """One line per round: data size, domain/general loss before -> after, the decision."""
+    for row in json.loads((root / "rounds.json").read_text(encoding="utf-8")):
+        d, g = row["domain_loss"], row["general_loss"]
+        general = f", general loss {g[0]:.4f} -> {g[1]:.4f}" if g[0] is not None else ""
+        _stderr().print(
+            f"round {row['round']}: {row['examples']} examples, domain loss "
+            f"{d[0]:.4f} -> {d[1]:.4f}{general}: "
+            + ("promoted" if row["promoted"] else "not promoted")
+        )
 
 
 EXAMPLES_SHOWN = 2
@@ -186,6 +216,45 @@ def run(
     )
     typer.echo(f"run: {run_dir}")
     typer.echo(f"dataset: {run_dir / 'export'}")
+    if loaded.train.enabled:
+        _show_rounds(run_dir)
+        typer.echo(f"rounds: {run_dir / 'rounds.json'}")
+
+
+@app.command()
+def train(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (runs/<name>).")],
+    recipe: Annotated[
+        Path | None,
+        typer.Option(help="Recipe whose train: section to use (default: the run's recipe.yaml)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set train.sft.max_steps=10"),
+    ] = None,
+    round_: Annotated[int, typer.Option("--round", help="Round number (train/<round>/).")] = 1,
+) -> None:
+    """Fine-tune on a run's export (LoRA SFT, UDS, DPO), evaluate before/after, decide promotion."""
+    from flows.recipe import load_recipe
+
+    _setup_logging()
+    if not (run_dir / "export" / "train.jsonl").is_file():
+        raise SelfAlignError(f"{run_dir}: no export/train.jsonl (not a finished run)")
+    loaded = load_recipe(recipe or run_dir / "recipe.yaml", set_ or [])
+    if not loaded.train.eval.domain:
+        raise SelfAlignError(f"{recipe or run_dir / 'recipe.yaml'}: 'train.eval.domain' is not set")
+    _check_train(loaded)
+    _prefect_defaults()
+    from flows.train import fine_tune
+
+    metrics = fine_tune(str(run_dir), loaded.model_dump(), round=round_)
+    b, a = metrics["before"], metrics["after"]
+    _stderr().print(f"domain loss {b['domain_loss']:.4f} -> {a['domain_loss']:.4f}")
+    if b["general_loss"] is not None:
+        _stderr().print(f"general loss {b['general_loss']:.4f} -> {a['general_loss']:.4f}")
+    _stderr().print(metrics["decision"])
+    typer.echo(f"model: {metrics['trained_model']['path']}")
+    typer.echo(f"metrics: {run_dir.resolve() / 'train' / str(round_) / 'metrics.json'}")
 
 
 @app.command()
@@ -268,9 +337,11 @@ def export_run(
 
 def main() -> None:
     """Entry point: user errors become one `error:` line and exit code 2."""
+    from trainers.data import DataError
+
     try:
         app()
-    except SelfAlignError as e:
+    except (SelfAlignError, DataError) as e:
         if os.environ.get("SELFALIGN_DEBUG"):
             raise
         print(f"error: {e}", file=sys.stderr)

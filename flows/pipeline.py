@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -32,6 +33,8 @@ from flows.calibrate import JUDGES, calibrate, judges_in
 from flows.judges import judge_records
 from flows.recipe import Recipe
 from flows.run import Run
+from flows.select import select_stage
+from flows.train import fine_tune, write_rounds
 from generators.corpus import load_corpus
 from generators.llm import Sampling
 from generators.records import Record
@@ -162,11 +165,10 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
     return answered
 
 
-@flow(name="self-specialize")
-def self_specialize(recipe: dict[str, Any]) -> str:
-    """Run a recipe end to end; returns the run folder."""
+def curate(recipe: Recipe, round: int = 1) -> Path:
+    """One round of curation: corpus -> generate -> judge -> select -> export."""
     started = time.time()
-    run = Run.start(Recipe.model_validate(recipe))
+    run = Run.start(recipe, round)
     log = get_run_logger()
     seeds = load_seeds(run.recipe.seeds)
     with run.timed("corpus"):
@@ -175,10 +177,12 @@ def self_specialize(recipe: dict[str, Any]) -> str:
         )
     run.corpus_stage(corpus)
     log.info(
-        "%d seeds, %d passages (%d dropped); run folder %s",
+        "round %d: %d seeds, %d passages (%d dropped), model %s; run folder %s",
+        round,
         len(seeds),
         len(corpus.passages),
         len(corpus.dropped),
+        run.model_id,
         run.dir,
     )
     with run.timed("corpus"):
@@ -191,9 +195,45 @@ def self_specialize(recipe: dict[str, Any]) -> str:
     instructions = generate_instructions(run, seeds, corpus.passages)
     records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
     records = judge_records(run, records, seeds)
+    records = select_stage(run, records)
     export = run.finish(records, started)
     log.info("%d records exported to %s", len(records), export)
-    return str(run.dir)
+    return run.dir
+
+
+def round_recipe(recipe: Recipe, root: Path, round: int, model: str) -> Recipe:
+    """Round t >= 2: its own run folder under the first one, the previous round's model, a new
+    seed (so it writes new data), and no further rounds of its own."""
+    return recipe.model_copy(
+        update={
+            "name": f"round-{round}",
+            "runs_dir": str(root / "rounds"),
+            "seed": recipe.seed + round - 1,
+            "rounds": 1,
+            "model": recipe.model.model_copy(update={"name": model}),
+            "train": recipe.train.model_copy(update={"model": None}),
+        }
+    )
+
+
+@flow(name="self-specialize")
+def self_specialize(recipe: dict[str, Any]) -> str:
+    """Run a recipe end to end (every round, training included); returns the run folder."""
+    first = Recipe.model_validate(recipe)
+    root: Path | None = None
+    model, log = first.model.name, get_run_logger()
+    for t in range(1, first.rounds + 1):
+        r = first if t == 1 else round_recipe(first, root, t, model)
+        run_dir = curate(r, t)
+        root = root or run_dir
+        if not first.train.enabled:
+            break
+        out = root / "train" / str(t)
+        model = fine_tune(str(run_dir), r.model_dump(), round=t, out_dir=str(out))["next_model"]
+    if first.train.enabled:
+        write_rounds(root)
+        log.info("after %d round(s) the model is %s", first.rounds, model)
+    return str(root)
 
 
 @flow(name="calibrate-judges")

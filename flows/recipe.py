@@ -159,6 +159,71 @@ class CalibrationConfig(Strict):
     )
 
 
+class SelectConfig(Strict):
+    """Offline utility-diversity selection to a budget (filters/selection.py), after the judges."""
+
+    enabled: bool = False
+    budget: int = Field(1000, ge=1, description="records kept at most")
+    utility: Literal["ifd", "rating"] = Field(
+        "ifd",
+        description="ifd: instruction-following difficulty from the model's answer losses; "
+        "rating: the rating judge's score (needs rating.enabled)",
+    )
+    tau: float = Field(
+        0.9, gt=0, le=1, description="drop a record whose cosine to a selected one is > tau"
+    )
+
+
+class UDSConfig(Strict):
+    """UDS online batch selection during SFT (trainers/uds.py)."""
+
+    enabled: bool = False
+    alpha: float = Field(0.5, ge=0, description="weight of diversity against utility")
+    k: int = Field(2, ge=1, description="samples per micro-batch that get a backward pass")
+    buffer: int = Field(64, ge=1, description="FIFO memory of selected samples' sketches")
+    sketch_dim: int = Field(64, ge=4, description="dimension of the logits sketch")
+
+
+class EvalConfig(Strict):
+    """Held-out sets measured before and after training (trainers/evaluate.py)."""
+
+    domain: str | None = Field(None, description="held-out domain QA JSONL (question, answer)")
+    general: str | None = Field(
+        None, description="general held-out set: QA JSONL or Self-Instruct tasks with instances"
+    )
+    domain_size: int = Field(120, ge=1, description="domain QAs for the answer loss")
+    general_size: int = Field(100, ge=1, description="general examples for the answer loss")
+    generate_size: int = Field(40, ge=0, description="domain QAs answered for the generation score")
+    max_new_tokens: int = Field(64, ge=1)
+
+
+class PromoteConfig(Strict):
+    """When a trained model replaces the current one (and generates the next round)."""
+
+    min_domain_gain: float = Field(
+        0.0, ge=0, description="relative drop of the domain answer loss required (0.05 = 5%)"
+    )
+    max_general_increase: float = Field(
+        0.02, ge=0, description="relative rise of the general answer loss allowed"
+    )
+
+
+class TrainConfig(Strict):
+    """Fine-tuning (trainers/): `lora`, `sft` and `dpo` are peft LoraConfig / TRL SFTConfig /
+    DPOConfig fields that override the trainers' defaults; unknown fields are errors."""
+
+    enabled: bool = Field(False, description="fine-tune after the export (and in every round)")
+    model: str | None = Field(None, description="model to train; None: the round's model")
+    lora: dict[str, Any] = Field(default_factory=dict, description="peft LoraConfig fields")
+    sft: dict[str, Any] = Field(default_factory=dict, description="TRL SFTConfig fields")
+    dpo: dict[str, Any] | None = Field(
+        None, description="TRL DPOConfig fields; set (even {}) to run DPO on export/dpo.jsonl"
+    )
+    uds: UDSConfig = UDSConfig()
+    eval: EvalConfig = EvalConfig()
+    promote: PromoteConfig = PromoteConfig()
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
     seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
@@ -177,7 +242,22 @@ class Recipe(Strict):
     self_refine: SelfRefineConfig = SelfRefineConfig()
     multicritique: MultiCritiqueConfig = MultiCritiqueConfig()
     calibration: CalibrationConfig = CalibrationConfig()
+    select: SelectConfig = SelectConfig()
+    train: TrainConfig = TrainConfig()
+    rounds: int = Field(
+        1, ge=1, le=20, description="generate -> train rounds; round t+1 uses round t's model"
+    )
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Recipe:
+        if self.train.enabled and not self.train.eval.domain:
+            raise ValueError("train.enabled needs train.eval.domain (a held-out domain QA set)")
+        if self.rounds > 1 and not self.train.enabled:
+            raise ValueError("rounds > 1 needs train.enabled: true (each round trains a model)")
+        if self.select.enabled and self.select.utility == "rating" and not self.rating.enabled:
+            raise ValueError("select.utility 'rating' needs rating.enabled: true")
+        return self
 
 
 def recipe_yaml(recipe: Recipe) -> str:
@@ -212,6 +292,13 @@ def _apply_set(data: dict[str, Any], assignment: str) -> None:
     node[leaf] = yaml.safe_load(raw) if raw.strip() else ""
 
 
+def _section(data: dict[str, Any], *keys: str) -> Any:
+    """data[k1][k2]... or None where a level is missing or not a mapping."""
+    for key in keys:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Read, override and validate a recipe; relative data paths become absolute."""
     import yaml
@@ -233,6 +320,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         (data.get("corpus"), "path"),
         (data.get("s3ft"), "gold_set"),
         (data.get("calibration"), "check_set"),
+        (_section(data, "train", "eval"), "domain"),
+        (_section(data, "train", "eval"), "general"),
     )
     for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str):

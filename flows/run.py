@@ -92,9 +92,10 @@ class Run:
     extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
     calibration: dict[str, Any] = field(default_factory=dict)
     skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
+    round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
 
     @classmethod
-    def start(cls, recipe: Recipe) -> Run:
+    def start(cls, recipe: Recipe, round: int = 1) -> Run:
         """Create (or reopen, to resume) the run folder; resolve the model without loading it."""
         run_dir = Path(recipe.runs_dir).resolve() / recipe.name
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,7 @@ class Run:
             resolve_backend_name(recipe.model.backend),
             resolve_model(recipe.model.name).model_id,
             embedder_id(recipe.embedder),
+            round=round,
         )
 
     @property
@@ -113,7 +115,7 @@ class Run:
 
     @property
     def lineage(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "backend": self.backend, "round": 0}
+        return {"model_id": self.model_id, "backend": self.backend, "round": self.round}
 
     def llm(
         self,
@@ -213,6 +215,7 @@ class Run:
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.time() - started, 1),
             "records": len(records),
+            "round": self.round,
             "model_id": self.model_id,
             "backend": self.backend,
             "embedder_id": self.embedder_id,

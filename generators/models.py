@@ -34,6 +34,8 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_DIR_NAME = "SmolLM2-135M-Instruct-bf16"
 DONE_MARKER = "selfalign-converted.json"  # written last: its presence means the folder is complete
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin")
+# A folder written by trainers/sft.py carries its weights' sha256 here (content-aware model ids).
+TRAINED_MARKER = "selfalign-trained.json"
 HUB_ID = re.compile(r"^[\w.-]+(/[\w.-]+)?$")
 
 
@@ -131,11 +133,13 @@ def load_error(what: str, path: str, error: BaseException) -> SelfAlignError:
 
 
 def folder_fingerprint(path: Path) -> str:
-    """Short hash of a model folder's config and weight names and sizes (cheap, content-aware)."""
+    """Short hash of a model folder's config, weight names and sizes, and trained-weights digest."""
     h = hashlib.sha256((path / "config.json").read_bytes())
     for pattern in WEIGHT_PATTERNS:
         for f in sorted(path.glob(pattern)):
             h.update(f"{f.name}:{f.stat().st_size}".encode())
+    if (path / TRAINED_MARKER).is_file():
+        h.update((path / TRAINED_MARKER).read_bytes())
     return h.hexdigest()[:12]
 
 

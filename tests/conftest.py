@@ -22,13 +22,21 @@ def default_model():
 
 
 @pytest.fixture(scope="session")
-def vllm_llm(default_model):
-    """One vLLM engine for the whole session (~30 s to start, ~4.5 GiB)."""
-    from generators.llm import load_backend
+def release_engines_at_end():
+    """Shut vLLM engines down while pytest's streams are still open."""
+    yield
     from generators.vllm_backend import release_engines
 
-    yield load_backend("vllm", "default")
-    release_engines()  # while pytest's streams are still open
+    release_engines()
+
+
+@pytest.fixture
+def vllm_llm(default_model, release_engines_at_end):
+    """The process-wide vLLM engine (~30 s to start, ~4.5 GiB), shared by every test; rebuilt
+    only if a training test released it (as training does before it starts)."""
+    from generators.llm import load_backend
+
+    return load_backend("vllm", "default")
 
 
 @pytest.fixture(scope="session")

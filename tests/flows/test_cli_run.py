@@ -12,6 +12,7 @@ GOOD_SEED = {"instruction": "Explain ATP.", "output": "ATP stores energy."}
 
 
 def make_recipe(tmp_path, seeds: bytes | None = None, corpus: bytes | None = None, extra: str = ""):
+    (tmp_path / "heldout.jsonl").write_text('{"question": "What is ATP?", "answer": "Energy."}\n')
     (tmp_path / "seeds.jsonl").write_bytes(
         seeds if seeds is not None else json.dumps(GOOD_SEED).encode() + b"\n"
     )
@@ -60,6 +61,21 @@ def make_recipe(tmp_path, seeds: bytes | None = None, corpus: bytes | None = Non
             {"extra": "calibration:\n  check_set: seeds.jsonl\n"},
             ["seeds.jsonl:1", "question"],
         ),
+        ({"extra": "train:\n  enabled: true\n"}, ["recipe.yaml", "train.eval.domain"]),
+        ({"extra": "rounds: 2\n"}, ["recipe.yaml", "rounds > 1 needs train.enabled"]),
+        (
+            {"extra": "train:\n  enabled: true\n  eval: {domain: seeds.jsonl}\n"},
+            ["seeds.jsonl:1", "empty answer"],
+        ),
+        (
+            {"extra": "train:\n  enabled: true\n  eval: {domain: heldout.jsonl}\n  sft: {lr: 1}\n"},
+            ["train.sft", "unknown SFTConfig field 'lr'"],
+        ),
+        (
+            {"extra": "select:\n  enabled: true\n  utility: rating\n"},
+            ["recipe.yaml", "needs rating.enabled"],
+        ),
+        ({"extra": "train:\n  uds: {k: 0}\n"}, ["recipe.yaml", "train.uds.k"]),
     ],
 )
 def test_bad_input_fails_before_anything_is_written(tmp_path, kwargs, needles):
@@ -89,3 +105,19 @@ def test_calibrate_bad_input(tmp_path):
     proc = run_cli("calibrate", str(recipe), "--judge", "vibes")
     assert_one_line_error(proc, "--judge 'vibes'")
     assert not (tmp_path / "runs").exists()
+
+
+def test_train_bad_input(tmp_path):
+    proc = run_cli("train", str(tmp_path))
+    assert_one_line_error(proc, str(tmp_path), "no export/train.jsonl")
+    run_dir = tmp_path / "runs" / "bad"
+    (run_dir / "export").mkdir(parents=True)
+    (run_dir / "export" / "train.jsonl").write_text('{"messages": []}\n')
+    recipe = make_recipe(tmp_path)
+    proc = run_cli("train", str(run_dir), "--recipe", str(recipe))
+    assert_one_line_error(proc, "'train.eval.domain' is not set")
+    extra = "train:\n  eval: {domain: heldout.jsonl}\n  lora: {rank: 2}\n"
+    recipe = make_recipe(tmp_path, extra=extra)
+    proc = run_cli("train", str(run_dir), "--recipe", str(recipe))
+    assert_one_line_error(proc, "train.lora", "unknown LoraConfig field 'rank'")
+    assert not (run_dir / "train").exists()

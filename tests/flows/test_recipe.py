@@ -68,3 +68,16 @@ def test_set_overrides_and_validates(tmp_path):
 def test_missing_recipe_file(tmp_path):
     with pytest.raises(SelfAlignError, match="no such recipe file"):
         load_recipe(tmp_path / "nope.yaml")
+
+
+def test_loop_recipe_and_the_next_rounds_recipe(tmp_path):
+    from flows.pipeline import round_recipe
+
+    loop = load_recipe(DEMO.with_name("biomed-loop.yaml"), ["train.model=/models/base"])
+    assert loop.rounds == 2 and loop.train.enabled and loop.select.enabled
+    assert Path(loop.train.eval.domain).is_file() and Path(loop.train.eval.general).is_file()
+    second = round_recipe(loop, tmp_path / "runs" / "biomed-loop", 2, "/models/round-1")
+    assert (second.name, second.runs_dir) == ("round-2", str(tmp_path / "runs/biomed-loop/rounds"))
+    assert (second.seed, second.rounds) == (loop.seed + 1, 1)
+    assert second.model.name == "/models/round-1" and second.train.model is None
+    assert second.generate == loop.generate and second.train.eval == loop.train.eval

@@ -1,0 +1,285 @@
+"""LoRA fine-tuning with TRL + peft on exported datasets: SFT on train.jsonl, DPO on dpo.jsonl.
+
+    train_sft(model, "export/train.jsonl", out)   -> out/adapter/, out/merged/
+    train_dpo(model, "export/dpo.jsonl", out)     -> the same, starting from `model`
+
+The recipe's `train.lora`, `train.sft` and `train.dpo` mappings are peft `LoraConfig` and TRL
+`SFTConfig` / `DPOConfig` fields laid over the defaults below; an unknown field is a `DataError`
+naming it. Rows become TRL's conversational prompt/completion form, so the loss covers the
+assistant's answer only. bf16 on a CUDA GPU, fp32 on CPU. The merged model (adapter folded into
+the base weights) is a plain HF folder that vLLM, transformers and the next round load as-is.
+
+Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the same code under
+`accelerate launch` yourself), resuming a half-finished training run (it starts over).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from trainers.data import DataError, load_messages, load_preferences
+
+log = logging.getLogger("selfalign")
+
+# Written into every merged folder; generators.models.folder_fingerprint hashes it into the id.
+TRAINED_MARKER = "selfalign-trained.json"
+
+# SmolLM2-sized defaults (LoRA on every linear layer, as QLoRA/alignment-handbook recipes do).
+LORA_DEFAULTS: dict[str, Any] = {
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.05,
+    "target_modules": "all-linear",
+    "task_type": "CAUSAL_LM",
+}
+# Shared by SFT and DPO. Gradient checkpointing (TRL's default) only costs time on small models.
+COMMON_DEFAULTS: dict[str, Any] = {
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 1,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 2,
+    "logging_steps": 5,
+    "save_strategy": "no",
+    "report_to": "none",
+    "gradient_checkpointing": False,
+    "dataloader_num_workers": 0,
+}
+SFT_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "num_train_epochs": 2,
+    "learning_rate": 2e-4,  # the usual LoRA rate (TRL's 2e-5 is for full fine-tuning)
+    "max_length": 512,
+}
+DPO_DEFAULTS: dict[str, Any] = {
+    **COMMON_DEFAULTS,
+    "num_train_epochs": 1,
+    "learning_rate": 5e-6,
+    "beta": 0.1,
+    "max_length": 512,
+}
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced and how its loss moved."""
+
+    adapter: str
+    merged: str
+    steps: int
+    examples: int
+    first_loss: float | None
+    last_loss: float | None
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    uds: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def check_fields(config_cls: type, overrides: dict[str, Any], section: str) -> None:
+    """A recipe mapping may only name fields of the TRL/peft config it feeds."""
+    known = {f.name for f in dataclasses.fields(config_cls)}
+    for key in overrides:
+        if key not in known:
+            raise DataError(f"train.{section}: unknown {config_cls.__name__} field {key!r}")
+
+
+def check_configs(lora: dict[str, Any], sft: dict[str, Any], dpo: dict[str, Any] | None) -> None:
+    """Fail before any work if a recipe's train mapping names a field its config lacks."""
+    from peft import LoraConfig
+    from trl import DPOConfig, SFTConfig
+
+    check_fields(LoraConfig, lora, "lora")
+    check_fields(SFTConfig, sft, "sft")
+    check_fields(DPOConfig, dpo or {}, "dpo")
+
+
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def lora_config(overrides: dict[str, Any] | None):
+    from peft import LoraConfig
+
+    overrides = overrides or {}
+    check_fields(LoraConfig, overrides, "lora")
+    return LoraConfig(**{**LORA_DEFAULTS, **overrides})
+
+
+def trainer_args(config_cls: type, defaults: dict, overrides: dict | None, section: str, out: Path):
+    """A TRL config: defaults, then the recipe's fields, then the device's precision."""
+    overrides = overrides or {}
+    check_fields(config_cls, overrides, section)
+    gpu = on_gpu()
+    device = {"bf16": gpu, "use_cpu": not gpu}
+    return config_cls(output_dir=str(out / "trainer"), **{**defaults, **device, **overrides})
+
+
+def prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[str, str]]]:
+    """[user, assistant] -> {"prompt": [user], "completion": [assistant]} (loss on the answer)."""
+    if messages[-1]["role"] != "assistant":
+        raise DataError(f"a training row must end with an assistant message, got {messages[-1]}")
+    return {"prompt": messages[:-1], "completion": messages[-1:]}
+
+
+def load_base(model_path: str):
+    """The model in the training precision and its tokenizer."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+class LossLog:
+    """A TrainerCallback (built lazily) that reports progress through `report` every log step."""
+
+    def __new__(cls, report: Callable[[str], None], losses: list[float]):
+        from transformers import TrainerCallback
+
+        class _LossLog(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                if logs and "loss" in logs:
+                    losses.append(float(logs["loss"]))
+                    report(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
+
+        return _LossLog()
+
+
+def save_outputs(trainer, tokenizer, model_path: str, out: Path) -> tuple[Path, Path]:
+    """Write out/adapter and out/merged (base dtype) through temp folders renamed into place."""
+    import torch
+    from transformers import AutoConfig
+
+    adapter, merged = out / "adapter", out / "merged"
+    for target in (adapter, merged):
+        shutil.rmtree(target.with_name(target.name + ".tmp"), ignore_errors=True)
+    trainer.model.save_pretrained(str(adapter) + ".tmp")
+    base_dtype = getattr(AutoConfig.from_pretrained(model_path), "dtype", None) or torch.float32
+    model = trainer.model.merge_and_unload().to(base_dtype)
+    model.save_pretrained(str(merged) + ".tmp")
+    tokenizer.save_pretrained(str(merged) + ".tmp")
+    write_marker(Path(str(merged) + ".tmp"), model_path)
+    for target in (adapter, merged):
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(str(target) + ".tmp", target)
+    shutil.rmtree(out / "trainer", ignore_errors=True)  # checkpoints are not kept
+    return adapter, merged
+
+
+def write_marker(folder: Path, base: str) -> None:
+    """TRAINED_MARKER: the weights' sha256, so two trained folders never share a model id."""
+    digest = hashlib.sha256()
+    for weights in sorted(folder.glob("*.safetensors")):
+        with weights.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    marker = {"base": base, "sha256": digest.hexdigest()}
+    (folder / TRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
+
+
+def _run(trainer, tokenizer, model_path: str, out: Path, examples: int, losses: list[float]):
+    start = time.perf_counter()
+    trainer.train()
+    adapter, merged = save_outputs(trainer, tokenizer, model_path, out)
+    result = TrainResult(
+        adapter=str(adapter),
+        merged=str(merged),
+        steps=trainer.state.global_step,
+        examples=examples,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        seconds=round(time.perf_counter() - start, 1),
+        losses=losses,
+        uds=dict(getattr(trainer, "uds_stats", {}) or {}) or None,
+    )
+    del trainer
+    gc.collect()
+    return result
+
+
+def train_sft(
+    model_path: str,
+    train_file: str | Path,
+    out: str | Path,
+    lora: dict[str, Any] | None = None,
+    sft: dict[str, Any] | None = None,
+    uds: dict[str, Any] | None = None,
+    report: Callable[[str], None] = log.info,
+) -> TrainResult:
+    """LoRA SFT on an exported train.jsonl; `uds` (alpha, k, buffer, sketch_dim) picks UDS."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    out = Path(out)
+    rows = [prompt_completion(m) for m in load_messages(train_file)]
+    args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", out)
+    peft_config = lora_config(lora)
+    model, tokenizer = load_base(model_path)
+    losses: list[float] = []
+    kwargs = dict(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[LossLog(report, losses)],
+    )
+    if uds:
+        from trainers.uds import UDSTrainer
+
+        trainer = UDSTrainer(**kwargs, **{f"uds_{k}": v for k, v in uds.items()})
+    else:
+        trainer = SFTTrainer(**kwargs)
+    report(f"SFT on {len(rows)} examples from {train_file} ({'UDS' if uds else 'all samples'})")
+    return _run(trainer, tokenizer, model_path, out, len(rows), losses)
+
+
+def train_dpo(
+    model_path: str,
+    dpo_file: str | Path,
+    out: str | Path,
+    lora: dict[str, Any] | None = None,
+    dpo: dict[str, Any] | None = None,
+    report: Callable[[str], None] = log.info,
+) -> TrainResult:
+    """LoRA DPO on an exported dpo.jsonl; the reference is the model with its adapter off."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    out = Path(out)
+    rows = load_preferences(dpo_file)
+    if not rows:
+        raise DataError(f"{dpo_file}: no preference pairs")
+    args = trainer_args(DPOConfig, DPO_DEFAULTS, dpo, "dpo", out)
+    peft_config = lora_config(lora)
+    model, tokenizer = load_base(model_path)
+    losses: list[float] = []
+    trainer = DPOTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[LossLog(report, losses)],
+    )
+    report(f"DPO on {len(rows)} preference pairs from {dpo_file}")
+    return _run(trainer, tokenizer, model_path, out, len(rows), losses)
