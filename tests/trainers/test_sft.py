@@ -160,3 +160,13 @@ def test_dpo_runs_on_preference_pairs(sft_run, tmp_path):
     assert result.steps == 2 and result.examples == 4
     assert all(loss == loss for loss in result.losses)  # finite, not NaN
     assert (tmp_path / "out" / "merged" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_the_next_round_can_generate_with_the_merged_model(sft_run, vllm_llm):
+    from generators.llm import Sampling, load_backend
+
+    llm = load_backend("vllm", sft_run.merged)
+    assert llm.model_id.startswith("merged@") and llm.model_id != vllm_llm.model_id
+    [[reply]] = llm.chat([[{"role": "user", "content": FACTS[0][0]}]], Sampling(max_tokens=8))
+    assert reply.strip()
