@@ -30,9 +30,9 @@ def release_engines_at_end():
     release_engines()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vllm_llm(default_model, release_engines_at_end):
-    """The process-wide vLLM engine (~30 s to start, ~4.5 GiB), shared by every test; rebuilt
+    """The process-wide vLLM engine (~30 s to start, ~4.5 GiB), shared by every module; rebuilt
     only if a training test released it (as training does before it starts)."""
     from generators.llm import load_backend
 
