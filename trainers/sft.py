@@ -216,6 +216,23 @@ def _run(trainer, tokenizer, model_path: str, out: Path, examples: int, losses: 
     return result
 
 
+def trainer_kwargs(
+    model_path: str, rows: list[dict], args: Any, lora: dict | None, losses: list[float], report
+) -> dict[str, Any]:
+    """What every TRL trainer here takes: model, tokenizer, dataset, LoRA, the loss log."""
+    from datasets import Dataset
+
+    model, tokenizer = load_base(model_path)
+    return dict(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
+        peft_config=lora_config(lora),
+        callbacks=[LossLog(report, losses)],
+    )
+
+
 def train_sft(
     model_path: str,
     train_file: str | Path,
@@ -226,23 +243,12 @@ def train_sft(
     report: Callable[[str], None] = log.info,
 ) -> TrainResult:
     """LoRA SFT on an exported train.jsonl; `uds` (alpha, k, buffer, sketch_dim) picks UDS."""
-    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    out = Path(out)
+    out, losses = Path(out), []
     rows = [prompt_completion(m) for m in load_messages(train_file)]
     args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", out)
-    peft_config = lora_config(lora)
-    model, tokenizer = load_base(model_path)
-    losses: list[float] = []
-    kwargs = dict(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[LossLog(report, losses)],
-    )
+    kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
     if uds:
         from trainers.uds import UDSTrainer
 
@@ -250,7 +256,7 @@ def train_sft(
     else:
         trainer = SFTTrainer(**kwargs)
     report(f"SFT on {len(rows)} examples from {train_file} ({'UDS' if uds else 'all samples'})")
-    return _run(trainer, tokenizer, model_path, out, len(rows), losses)
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses)
 
 
 def train_dpo(
@@ -262,24 +268,14 @@ def train_dpo(
     report: Callable[[str], None] = log.info,
 ) -> TrainResult:
     """LoRA DPO on an exported dpo.jsonl; the reference is the model with its adapter off."""
-    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    out = Path(out)
+    out, losses = Path(out), []
     rows = load_preferences(dpo_file)
     if not rows:
         raise DataError(f"{dpo_file}: no preference pairs")
     args = trainer_args(DPOConfig, DPO_DEFAULTS, dpo, "dpo", out)
-    peft_config = lora_config(lora)
-    model, tokenizer = load_base(model_path)
-    losses: list[float] = []
-    trainer = DPOTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list(rows),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[LossLog(report, losses)],
-    )
+    kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
+    trainer = DPOTrainer(**kwargs)
     report(f"DPO on {len(rows)} preference pairs from {dpo_file}")
-    return _run(trainer, tokenizer, model_path, out, len(rows), losses)
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses)
