@@ -29,20 +29,14 @@ IFD_CODE = ("trainers.evaluate",)
 @task(cache_key_fn=given_key, persist_result=True)
 def ifd_batch(key: str, model_path: str, prompts: list[str], answers: list[str]) -> list[float]:
     """IFD of each answer given its prompt, under the model in `model_path` (freed afterwards)."""
-    import gc
-
-    import torch
-
-    from trainers.evaluate import ifd_scores, load_model
+    from trainers.evaluate import ifd_scores, load_model, release_memory
 
     model, tokenizer = load_model(model_path)
     try:
         return ifd_scores(model, tokenizer, prompts, answers)
     finally:
         del model, tokenizer
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        release_memory()
 
 
 def with_ifd(run: Run, records: list[Record]) -> list[Record]:

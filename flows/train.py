@@ -147,7 +147,8 @@ def fine_tune(
         raise SelfAlignError(f"{run}: train.eval.domain is not set (the promote rule needs it)")
     out = Path(out_dir) if out_dir else run / "train" / str(round)
     release_inference()
-    base = resolve_model(r.train.model or r.model.name)
+    start = r.train.model or r.model.name
+    base = resolve_model(start)
     before = measure(r, run, base)
     log.info("before: domain loss %.4f, general %s", before["domain_loss"], before["general_loss"])
     trained, sft, dpo = train_steps(r, run, base, out)
@@ -165,7 +166,7 @@ def fine_tune(
         "dpo": dpo,
         "promoted": promoted,
         "decision": reason,
-        "next_model": trained.path if promoted else (r.train.model or r.model.name),
+        "next_model": trained.path if promoted else start,
     }
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
     return metrics

@@ -237,7 +237,7 @@ def evaluate(
             gen = generation_score(model, tokenizer, domain[:generate], max_new_tokens, batch_size)
     finally:
         del model  # the only reference: the weights can go before a trainer loads its own
-        _release_memory()
+        release_memory()
     return {
         "model": model_path,
         "domain_loss": mean_answer_loss(domain_pairs),
@@ -258,7 +258,8 @@ def _qa_losses(
     return answer_losses(model, tokenizer, prompts, answers, batch_size)
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
+    """Give back what a deleted model held (host memory, and the GPU cache on CUDA)."""
     import torch
 
     gc.collect()

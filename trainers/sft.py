@@ -16,7 +16,6 @@ Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the 
 from __future__ import annotations
 
 import dataclasses
-import gc
 import hashlib
 import json
 import logging
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.data import DataError, load_messages, load_preferences
+from trainers.evaluate import release_memory
 
 log = logging.getLogger("selfalign")
 
@@ -149,19 +149,17 @@ def load_base(model_path: str):
     return model, tokenizer
 
 
-class LossLog:
-    """A TrainerCallback (built lazily) that reports progress through `report` every log step."""
+def loss_log(report: Callable[[str], None], losses: list[float]):
+    """A TrainerCallback that keeps each logged loss and reports progress through `report`."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, report: Callable[[str], None], losses: list[float]):
-        from transformers import TrainerCallback
+    class LossLog(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                losses.append(float(logs["loss"]))
+                report(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
-        class _LossLog(TrainerCallback):
-            def on_log(self, args, state, control, logs=None, **kwargs):
-                if logs and "loss" in logs:
-                    losses.append(float(logs["loss"]))
-                    report(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
-
-        return _LossLog()
+    return LossLog()
 
 
 def save_outputs(trainer, tokenizer, model_path: str, out: Path) -> tuple[Path, Path]:
@@ -212,7 +210,7 @@ def _run(trainer, tokenizer, model_path: str, out: Path, examples: int, losses: 
         uds=dict(getattr(trainer, "uds_stats", {}) or {}) or None,
     )
     del trainer
-    gc.collect()
+    release_memory()
     return result
 
 
@@ -229,7 +227,7 @@ def trainer_kwargs(
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
         peft_config=lora_config(lora),
-        callbacks=[LossLog(report, losses)],
+        callbacks=[loss_log(report, losses)],
     )
 
 
