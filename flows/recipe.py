@@ -33,9 +33,95 @@ class CorpusConfig(Strict):
         return self
 
 
+class OpenAIConfig(Strict):
+    """An OpenAI-compatible chat server (vLLM's server, SGLang, TGI, Ollama, a hosted API), or a
+    fleet of them: requests are spread over `base_urls` (generators/openai_backend.py)."""
+
+    base_urls: list[str] = Field(
+        min_length=1, description="server URLs ending in /v1, e.g. http://127.0.0.1:8000/v1"
+    )
+    api_key_env: str | None = Field(
+        None, description="name of the environment variable holding the API key (never the key)"
+    )
+    concurrency: int = Field(8, ge=1, le=1024, description="requests in flight at most")
+    timeout: float = Field(120.0, gt=0, description="seconds per request before it is retried")
+    max_retries: int = Field(
+        5, ge=0, description="retries of a request on 429, 5xx, timeouts and connection errors"
+    )
+    backoff: float = Field(
+        0.5, gt=0, description="first retry delay in seconds; doubles each retry, with jitter"
+    )
+    max_backoff: float = Field(30.0, gt=0, description="retry delay cap in seconds")
+    cache: bool = Field(True, description="persistent per-request response cache")
+    cache_dir: str | None = Field(
+        None, description="response cache folder; None: <runs_dir>/.response-cache"
+    )
+
+
 class ModelConfig(Strict):
-    backend: Literal["auto", "vllm", "transformers"] = "auto"
-    name: str = Field("default", description="'default', a HF model folder, or a cached model id")
+    backend: Literal["auto", "vllm", "transformers", "openai"] = "auto"
+    name: str = Field(
+        "default",
+        description="'default', a HF model folder, or a cached model id; with backend 'openai', "
+        "the model name the server serves",
+    )
+    openai: OpenAIConfig | None = Field(None, description="the server(s) for backend 'openai'")
+
+    @model_validator(mode="after")
+    def _openai_needs_servers(self) -> ModelConfig:
+        if self.backend == "openai" and self.openai is None:
+            raise ValueError("backend 'openai' needs model.openai.base_urls")
+        return self
+
+
+class RunnerConfig(Strict):
+    """Where the CPU-heavy tasks (embedding, dedup) run: in the flow's own thread pool, or on a
+    Dask cluster through Prefect's Dask task runner (prefect-dask)."""
+
+    kind: Literal["default", "dask"] = "default"
+    address: str | None = Field(
+        None, description="a running Dask scheduler (tcp://host:8786); None: a local cluster"
+    )
+    workers: int = Field(2, ge=1, description="local cluster workers (processes)")
+    threads_per_worker: int = Field(1, ge=1)
+
+
+def check_cron(expression: str) -> None:
+    """Raise ValueError unless `expression` is a cron schedule Prefect accepts."""
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=expression)
+    except ValidationError:
+        raise ValueError(f"not a cron expression: {expression!r}") from None
+
+
+class ServeConfig(Strict):
+    """Deployments (`selfalign serve`): schedules, and the fine-tune deployment a finished
+    curation run can trigger."""
+
+    cron: str | None = Field(
+        None, description="schedule of the curation deployment, e.g. '0 3 * * *'"
+    )
+    interval: float | None = Field(
+        None, gt=0, description="schedule every N seconds instead of cron"
+    )
+    trigger_fine_tune: bool = Field(
+        False,
+        description="after the export, start the fine-tune deployment (run_deployment, not "
+        "waiting) instead of training in the curation process",
+    )
+    fine_tune_deployment: str | None = Field(
+        None, description="deployment to trigger; None: 'fine-tune/<recipe name>'"
+    )
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> ServeConfig:
+        if self.cron and self.interval:
+            raise ValueError("set serve.cron or serve.interval, not both")
+        if self.cron:
+            check_cron(self.cron)
+        return self
 
 
 class GenerateConfig(Strict):
@@ -247,6 +333,8 @@ class Recipe(Strict):
     rounds: int = Field(
         1, ge=1, le=20, description="generate -> train rounds; round t+1 uses round t's model"
     )
+    runner: RunnerConfig = RunnerConfig()
+    serve: ServeConfig = ServeConfig()
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
 
     @model_validator(mode="after")
@@ -257,6 +345,14 @@ class Recipe(Strict):
             raise ValueError("rounds > 1 needs train.enabled: true (each round trains a model)")
         if self.select.enabled and self.select.utility == "rating" and not self.rating.enabled:
             raise ValueError("select.utility 'rating' needs rating.enabled: true")
+        if self.serve.trigger_fine_tune:
+            if self.train.enabled:
+                raise ValueError(
+                    "serve.trigger_fine_tune and train.enabled both train: choose one "
+                    "(the deployment, or in the curation process)"
+                )
+            if not self.train.eval.domain:
+                raise ValueError("serve.trigger_fine_tune needs train.eval.domain")
         return self
 
 
@@ -274,6 +370,8 @@ def _format_error(source: str, err: ValidationError) -> str:
         return f"{source}: unknown key '{where}'"
     if first["type"] == "missing":
         return f"{source}: missing key '{where}'"
+    if first["type"] == "value_error":  # our validators: the message says what is wrong
+        return f"{source}: '{where}': {first['msg'].removeprefix('Value error, ')}"
     return f"{source}: '{where}': {first['msg']} (got {first.get('input')!r})"
 
 
@@ -322,6 +420,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         (data.get("calibration"), "check_set"),
         (_section(data, "train", "eval"), "domain"),
         (_section(data, "train", "eval"), "general"),
+        (_section(data, "model", "openai"), "cache_dir"),
     )
     for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str):
