@@ -1,6 +1,7 @@
 # The README's commands. Each target sets up what it needs and is safe to run again.
 #   make demo   venv + pinned deps + default model, then the biomedical demo job
-#   make test   venv + pinned deps, then the test suite
+#   make test   venv + pinned deps + chromium (for the dashboard check), then the test suite
+#   make ui     the Prefect server and dashboard (Ctrl-C stops it); prints PREFECT_API_URL
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -19,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 # local torch==2.13.0 CPU build, pinned by .ci/constraints-cpu.txt.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test browser ui lint bench clean
 
 setup: $(STAMP)
 
@@ -42,8 +43,23 @@ demo: $(STAMP)
 	$(BIN)/selfalign models prepare
 	$(BIN)/selfalign run flows/recipes/biomed-demo.yaml
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# tests/flows/test_ui_browser.py looks at the Prefect dashboard with headless chromium.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium (apt-get) for the dashboard check"; \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	        --no-install-recommends chromium; } >/dev/null 2>&1 \
+	      || echo "note: apt-get could not install chromium; the dashboard check will fail"; \
+	  else \
+	    echo "note: chromium is not on PATH (needed by tests/flows/test_ui_browser.py)"; \
+	  fi; }
+
+ui: $(STAMP)
+	$(BIN)/selfalign ui
 
 lint: $(STAMP)
 	$(BIN)/ruff check flows generators filters trainers tests benchmarks

@@ -62,7 +62,7 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def _minhashes(texts: list[str]) -> list[MinHash]:
+def minhashes(texts: list[str]) -> list[MinHash]:
     """One seeded MinHash per text, over its shingles (shared permutations, built once)."""
     from datasketch import MinHash
 
@@ -91,8 +91,11 @@ def minhash_dedup(
     threshold: float = JACCARD_MIN,
     stage: str = "minhash_dedup",
     key: Key = record_text,
+    hasher: Callable[[list[str]], list[MinHash]] | None = None,
 ) -> tuple[list[Record], list[Record]]:
     """(kept, dropped): drop a record whose Jaccard estimate with a kept one is >= threshold.
+
+    `hasher` computes the signatures (default `minhashes`; flows/scale.py maps it over a cluster).
 
     Dropped records get reason f"near_duplicate_of_{kept_id}" and meta["dedup"] =
     {"method": "minhash", "jaccard_estimate": 0.875, "duplicate_of": kept_id}.
@@ -103,7 +106,9 @@ def minhash_dedup(
     kept: list[Record] = []
     kept_hashes: list[MinHash] = []
     dropped: list[Record] = []
-    for record, minhash in zip(records, _minhashes([key(r) for r in records]), strict=True):
+    for record, minhash in zip(
+        records, (hasher or minhashes)([key(r) for r in records]), strict=True
+    ):
         match = _best_match(minhash, lsh.query(minhash), kept_hashes, threshold)
         if match is None:
             lsh.insert(len(kept), minhash)  # keyed by position: records may share an id

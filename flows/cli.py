@@ -33,7 +33,9 @@ app = typer.Typer(
 models_app = typer.Typer(help="Prepare and inspect models.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="auto | vllm | transformers")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", "-b", help="auto | vllm | transformers | openai")
+]
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="'default', a HF model folder, or a cached model id")
 ]
@@ -86,6 +88,13 @@ def generate(
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string; repeatable.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per prompt.")] = False,
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(help="Backend openai: server URL ending in /v1; repeat for a fleet."),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(help="Backend openai: environment variable holding the API key.")
+    ] = None,
 ) -> None:
     """Quick check of a backend: answer a few prompts and print the completions."""
     from generators.llm import Sampling, load_backend
@@ -99,12 +108,15 @@ def generate(
         seed=seed,
         stop=tuple(stop or ()),
     )
+    options = _server_options(backend, base_url or [], api_key_env)
     with _stderr().status(f"loading backend {backend!r} with model {model!r}"):
-        llm = load_backend(backend, model)
+        llm = load_backend(backend, model, **options)
     head = [{"role": "system", "content": system}] if system else []
     conversations = [head + [{"role": "user", "content": p}] for p in prompt]
     with _stderr().status(f"generating {len(prompt) * n} completion(s)"):
         outputs = llm.chat(conversations, sampling)
+    for failure in getattr(llm, "last_failures", ()):
+        _stderr().print(f"prompt {failure['index'] + 1} failed: {failure['error']}")
     for p, completions in zip(prompt, outputs, strict=True):
         if as_json:
             typer.echo(json.dumps({"prompt": p, "completions": completions, "model": llm.model_id}))
@@ -112,6 +124,34 @@ def generate(
         typer.secho(f"> {p}", bold=True)
         for c in completions:
             typer.echo(c.strip() + "\n")
+
+
+def _api_key(env: str | None) -> str | None:
+    """The API key from the environment variable `env` names (None: no key)."""
+    if env and env not in os.environ:
+        raise SelfAlignError(f"the API key variable ${env} is not set in the environment")
+    return os.environ[env] if env else None
+
+
+def _server_options(backend: str, base_urls: list[str], api_key_env: str | None) -> dict:
+    """`generate`'s OpenAIBackend arguments; the server options make no sense elsewhere."""
+    if backend != "openai":
+        if base_urls or api_key_env:
+            raise SelfAlignError("--base-url and --api-key-env need --backend openai")
+        return {}
+    if not base_urls:
+        raise SelfAlignError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+    return {"base_urls": base_urls, "api_key": _api_key(api_key_env)}
+
+
+def _check_model(recipe) -> None:
+    """A local model must resolve; a server's model needs only its API key variable set."""
+    if recipe.model.backend == "openai":
+        _api_key(recipe.model.openai.api_key_env)
+        return
+    from generators.models import resolve_model
+
+    resolve_model(recipe.model.name)
 
 
 def _prefect_defaults() -> None:
@@ -124,8 +164,6 @@ def _check_inputs(recipe) -> None:
 
     Reads the corpus once without chunking; the flow reads it again (a second streamed pass).
     """
-    from generators.corpus import iter_documents
-    from generators.models import resolve_model
     from generators.seeds import load_seeds
 
     load_seeds(recipe.seeds)
@@ -135,15 +173,50 @@ def _check_inputs(recipe) -> None:
         from filters.calibration import load_qa
 
         load_qa(recipe.calibration.check_set)
-    if sum(1 for _ in iter_documents(recipe.corpus.path)) == 0:
+    _check_corpus(recipe)
+    _check_model(recipe)
+    if recipe.train.enabled:
+        _check_train(recipe)
+    _check_runs_dir(recipe)
+
+
+def _check_corpus(recipe) -> None:
+    """Every document readable, and at least one with text (else the flow stops at ingest)."""
+    from generators.corpus import iter_documents
+
+    documents = with_text = 0
+    for _, text in iter_documents(recipe.corpus.path):
+        documents += 1
+        with_text += bool(text.strip())
+    if documents == 0:
         raise SelfAlignError(f"{recipe.corpus.path}: the corpus has no documents")
+    if with_text == 0:
+        raise SelfAlignError(f"{recipe.corpus.path}: empty corpus: no document has any text")
     if recipe.corpus.overlap_words >= recipe.corpus.chunk_words:
         raise SelfAlignError(
             "recipe: 'corpus.overlap_words' must be smaller than 'corpus.chunk_words'"
         )
-    resolve_model(recipe.model.name)
-    if recipe.train.enabled:
-        _check_train(recipe)
+
+
+def _check_runs_dir(recipe) -> None:
+    """The run folder can be made where `runs_dir` points, before the flow starts.
+
+    Probed by making (and removing) a temp folder in the nearest existing parent, so a read-only
+    place fails here even for root, whose permission checks always pass.
+    """
+    import tempfile
+
+    target = Path(recipe.runs_dir).resolve() / recipe.name
+    existing = next(p for p in (target, *target.parents) if p.exists())
+    where = f"runs_dir {recipe.runs_dir!r}"
+    if not existing.is_dir():
+        raise SelfAlignError(f"{where}: {existing} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".selfalign-probe-", dir=existing))
+    except OSError as e:
+        raise SelfAlignError(
+            f"{where}: cannot create folders in {existing} ({e.strerror})"
+        ) from None
 
 
 def _check_train(recipe) -> None:
@@ -288,9 +361,8 @@ def calibrate(
     if not loaded.calibration.check_set:
         raise SelfAlignError(f"{recipe}: 'calibration.check_set' is not set")
     load_qa(loaded.calibration.check_set)
-    from generators.models import resolve_model
-
-    resolve_model(loaded.model.name)
+    _check_model(loaded)
+    _check_runs_dir(loaded)
     _prefect_defaults()
     from filters.calibration import summary_line
     from flows.pipeline import calibrate_judges
@@ -304,9 +376,75 @@ def calibrate(
 
 
 @app.command()
+def serve(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see flows/recipes/).")],
+    cron: Annotated[
+        str | None, typer.Option(help="Schedule, e.g. '0 3 * * *' (default: recipe serve.cron).")
+    ] = None,
+    interval: Annotated[
+        float | None,
+        typer.Option(help="Schedule every N seconds instead (default: recipe serve.interval)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Flow runs executing at once at most.")] = 1,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a recipe key: --set serve.trigger_fine_tune=true"),
+    ] = None,
+) -> None:
+    """Serve the curation and fine-tune flows as deployments (schedules, triggers) until Ctrl-C."""
+    from flows.recipe import check_cron, load_recipe
+
+    _setup_logging()
+    loaded = load_recipe(recipe, set_ or [])
+    if cron and interval:
+        raise SelfAlignError("--cron and --interval: give one schedule, not both")
+    if cron:
+        try:
+            check_cron(cron)
+        except ValueError as e:
+            raise SelfAlignError(f"--cron: {e}") from None
+    if interval is not None and interval <= 0:
+        raise SelfAlignError(f"--interval: must be > 0 seconds, got {interval}")
+    if limit < 1:
+        raise SelfAlignError(f"--limit: must be >= 1, got {limit}")
+    _check_inputs(loaded)
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise SelfAlignError(
+            "selfalign serve needs a Prefect server: start one with `selfalign ui` (or `make ui`) "
+            "and export the PREFECT_API_URL it prints"
+        )
+    from flows.serve import deployment_names, schedule, serve_recipe
+
+    curate_name, train_name = deployment_names(loaded)
+    when = schedule(loaded, cron, interval) or {"schedule": "none (runs when started)"}
+    console = _stderr()
+    console.print(f"serving {curate_name} ({', '.join(f'{k} {v}' for k, v in when.items())})")
+    console.print(f"serving {train_name} (parameter run_dir)")
+    console.print(f"start a run:  prefect deployment run '{curate_name}'")
+    console.print(
+        f"fine-tune:    prefect deployment run '{train_name}' --param run_dir=RUNS/{loaded.name}"
+    )
+    console.print(f"Prefect API:  {PREFECT_API_URL.value()}  (Ctrl-C stops serving)")
+    serve_recipe(loaded, cron, interval, limit)
+
+
+@app.command()
 def demo() -> None:
     """Run the biomedical demo recipe (flows/recipes/biomed-demo.yaml)."""
     run(Path(__file__).resolve().parent / "recipes" / "biomed-demo.yaml")
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address the server listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the dashboard and its API.")] = 4200,
+) -> None:
+    """Start the Prefect server + dashboard (Ctrl-C stops it); prints the PREFECT_API_URL to use."""
+    from flows.ui import serve
+
+    serve(host, port, echo=typer.echo)
 
 
 @app.command("export")
@@ -331,7 +469,8 @@ def export_run(
     try:
         write_format(records, fmt, target)
     except OSError as e:
-        raise SelfAlignError(f"{target}: cannot write ({e.strerror or e})") from None
+        at = f" at {e.filename}" if e.filename else ""  # the part of the path that failed
+        raise SelfAlignError(f"{target}: cannot write ({e.strerror or e}{at})") from None
     typer.echo(str(target))
 
 

@@ -82,20 +82,32 @@ def write_format(records: list[Record], fmt: str, out: Path) -> Path:
 
         tmp = out.with_name(f".{out.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        Dataset(_parquet_table(records)).save_to_disk(str(tmp))
-        _swap_dir(tmp, out)
+        try:
+            Dataset(_parquet_table(records)).save_to_disk(str(tmp))
+            _swap_dir(tmp, out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after a swap; half-written after a crash
     else:
         raise SelfAlignError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
     return out
 
 
 def _swap_dir(tmp: Path, target: Path) -> None:
-    """Replace folder `target` with `tmp` (old one moved aside first, then removed)."""
+    """Replace folder `target` with `tmp` (old one moved aside first, then removed).
+
+    A failed second rename puts the old folder back; a process killed between the two renames
+    leaves no `target` (the old one is in `.<name>.old`), never a mix of old and new files.
+    """
     old = target.with_name(f".{target.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if target.exists():
         target.rename(old)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
@@ -120,14 +132,17 @@ def write_export(
     tmp = run_dir / ".export.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    write_format(records, "jsonl", tmp / "train.jsonl")
-    write_format(records, "parquet", tmp / "train.parquet")
-    write_format(records, "hf", tmp / "hf")
-    write_jsonl_atomic(tmp / "rejected.jsonl", (rejected_row(r) for r in rejected))
-    for name, rows in (extras or {}).items():
-        write_jsonl_atomic(tmp / f"{name}.jsonl", rows)
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    _swap_dir(tmp, target)
+    try:
+        write_format(records, "jsonl", tmp / "train.jsonl")
+        write_format(records, "parquet", tmp / "train.parquet")
+        write_format(records, "hf", tmp / "hf")
+        write_jsonl_atomic(tmp / "rejected.jsonl", (rejected_row(r) for r in rejected))
+        for name, rows in (extras or {}).items():
+            write_jsonl_atomic(tmp / f"{name}.jsonl", rows)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        _swap_dir(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the swap; half-written after a crash
     return target
 
 

@@ -63,17 +63,18 @@ def first(replies: list[list[str]]) -> list[str]:
 def dedup_stages(run: Run, records: list[Record]) -> list[Record]:
     cfg = run.recipe.dedup
     if cfg.minhash:
+        hasher = None
+        if run.recipe.runner.kind == "dask":
+            from flows.scale import cluster_minhashes
+
+            hasher = cluster_minhashes(run.recipe.runner)
         with run.timed("minhash_dedup"):
-            kept, dropped = minhash_dedup(records, cfg.jaccard)
+            kept, dropped = minhash_dedup(records, cfg.jaccard, hasher=hasher)
         run.stage("minhash_dedup", len(records), kept, dropped)
         records = kept
     if cfg.embedding:
-        from flows.tasks import get_embedder
-
         with run.timed("embedding_dedup"):
-            kept, dropped = embedding_dedup(
-                records, get_embedder(run.recipe.embedder).encode, cfg.cosine
-            )
+            kept, dropped = embedding_dedup(records, run.encoder().encode, cfg.cosine)
         run.stage("embedding_dedup", len(records), kept, dropped)
         records = kept
     return records

@@ -36,6 +36,7 @@ from flows.run import Run
 from flows.select import select_stage
 from flows.train import fine_tune, write_rounds
 from generators.corpus import load_corpus
+from generators.errors import SelfAlignError
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import load_seeds
@@ -217,9 +218,13 @@ def round_recipe(recipe: Recipe, root: Path, round: int, model: str) -> Recipe:
 
 
 @flow(name="self-specialize")
-def self_specialize(recipe: dict[str, Any]) -> str:
-    """Run a recipe end to end (every round, training included); returns the run folder."""
-    first = Recipe.model_validate(recipe)
+def self_specialize(recipe: dict[str, Any], overrides: list[str] | None = None) -> str:
+    """Run a recipe end to end (every round, training included); returns the run folder.
+
+    `overrides` are `--set` assignments ("generate.prompts=8") laid over `recipe`, so a served
+    deployment can be run with changes: `prefect deployment run ... --param overrides='[...]'`.
+    """
+    first = recipe_with(recipe, overrides or [])
     root: Path | None = None
     model, log = first.model.name, get_run_logger()
     for t in range(1, first.rounds + 1):
@@ -233,7 +238,40 @@ def self_specialize(recipe: dict[str, Any]) -> str:
     if first.train.enabled:
         write_rounds(root)
         log.info("after %d round(s) the model is %s", first.rounds, model)
+    if first.serve.trigger_fine_tune:
+        from flows.serve import trigger_fine_tune
+
+        note_in_manifest(root, triggered_fine_tune=trigger_fine_tune(first, root))
     return str(root)
+
+
+def recipe_with(recipe: dict[str, Any], overrides: list[str]) -> Recipe:
+    """The recipe parameter with `--set`-style overrides applied, validated."""
+    if not overrides:
+        return Recipe.model_validate(recipe)
+    import copy
+
+    from pydantic import ValidationError
+
+    from flows.recipe import apply_set, format_error
+
+    data = copy.deepcopy(recipe)
+    for assignment in overrides:
+        apply_set(data, assignment)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise SelfAlignError(format_error("overrides", e)) from None
+
+
+def note_in_manifest(run_dir: Path, **fields: Any) -> None:
+    """Add fields to a finished run's manifest.json."""
+    import json
+
+    from flows.rundir import write_manifest
+
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    write_manifest(run_dir, {**manifest, **fields})
 
 
 @flow(name="calibrate-judges")

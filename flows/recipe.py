@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from generators.errors import SelfAlignError, first_line
+from generators.io import decode_utf8
 
 
 class Strict(BaseModel):
@@ -363,7 +364,7 @@ def recipe_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
 
 
-def _format_error(source: str, err: ValidationError) -> str:
+def format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
@@ -375,7 +376,7 @@ def _format_error(source: str, err: ValidationError) -> str:
     return f"{source}: '{where}': {first['msg']} (got {first.get('input')!r})"
 
 
-def _apply_set(data: dict[str, Any], assignment: str) -> None:
+def apply_set(data: dict[str, Any], assignment: str) -> None:
     import yaml
 
     key, sep, raw = assignment.partition("=")
@@ -402,16 +403,20 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     import yaml
 
     path = Path(path)
+    if path.is_dir():
+        raise SelfAlignError(f"{path}: is a directory, expected a recipe YAML file")
     if not path.is_file():
         raise SelfAlignError(f"{path}: no such recipe file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise SelfAlignError(f"{path}: not valid YAML ({first_line(e)})") from None
+        data = yaml.safe_load(decode_utf8(path.read_bytes(), path))
+    except yaml.YAMLError as e:  # the mark, when there is one, says where: name that line
+        mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        raise SelfAlignError(f"{where}: not valid YAML ({problem or first_line(e)})") from None
     if not isinstance(data, dict):
         raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
     for assignment in overrides:
-        _apply_set(data, assignment)
+        apply_set(data, assignment)
     base = path.resolve().parent
     paths = (
         (data, "seeds"),
@@ -428,4 +433,4 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise SelfAlignError(_format_error(str(path), e)) from None
+        raise SelfAlignError(format_error(str(path), e)) from None

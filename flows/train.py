@@ -22,6 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
+from flows.artifacts import publish_training
 from flows.recipe import Recipe, load_recipe
 from flows.tasks import code_version, content_key, get_llm, given_key
 from generators.errors import SelfAlignError
@@ -169,6 +170,7 @@ def fine_tune(
         "next_model": trained.path if promoted else start,
     }
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False))
+    publish_training(r.name, metrics)
     return metrics
 
 

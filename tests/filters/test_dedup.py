@@ -9,9 +9,9 @@ from filters.dedup import (
     COSINE_MAX,
     JACCARD_MIN,
     _best_match,
-    _minhashes,
     embedding_dedup,
     minhash_dedup,
+    minhashes,
     shingles,
     unit_rows,
 )
@@ -143,7 +143,7 @@ def test_minhash_empty():
 
 
 def test_best_match_prefers_highest_estimate_then_earliest_and_verifies_candidates():
-    far, query, copy = _minhashes([with_word(10, "ornithine"), TEXT, TEXT])
+    far, query, copy = minhashes([with_word(10, "ornithine"), TEXT, TEXT])
     # far is an LSH-style false positive (J ~ 0.71 < 0.8): ignored.
     assert _best_match(query, [0], [far], JACCARD_MIN) is None
     assert _best_match(query, [0, 1], [far, copy], JACCARD_MIN) == (1, 1.0)

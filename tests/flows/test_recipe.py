@@ -44,6 +44,7 @@ def test_relative_paths_are_relative_to_the_recipe(tmp_path):
         (MINIMAL + "novelty:\n  threshold: 1.5\n", "'novelty.threshold'"),
         ("seeds: s.jsonl\ncorpus:\n  path: c.jsonl\n", "missing key 'name'"),
         ("name: t\nseeds: [\n", "not valid YAML"),
+        ("name: t\nseeds: [a\ncorpus: {}\n", "r.yaml:3: not valid YAML (expected ',' or ']'"),
         ("- a\n- b\n", "a recipe must be a mapping"),
         (MINIMAL.replace("name: t", "name: ../escape"), "'name'"),
     ],
@@ -81,3 +82,8 @@ def test_loop_recipe_and_the_next_rounds_recipe(tmp_path):
     assert (second.seed, second.rounds) == (loop.seed + 1, 1)
     assert second.model.name == "/models/round-1" and second.train.model is None
     assert second.generate == loop.generate and second.train.eval == loop.train.eval
+
+
+def test_a_folder_is_not_a_recipe(tmp_path):
+    with pytest.raises(SelfAlignError, match=r": is a directory, expected a recipe YAML file"):
+        load_recipe(tmp_path)

@@ -2,13 +2,19 @@ import pytest
 
 from generators.errors import SelfAlignError
 from generators.fake_llm import FakeLLM
-from generators.llm import LLM, Sampling, load_backend, truncate_at_stop
+from generators.llm import LLM, Sampling, encodable, load_backend, truncate_at_stop
 
 
 def test_truncate_at_stop_cuts_at_earliest():
     assert truncate_at_stop("a. b\nc", (".", "\n")) == "a"
     assert truncate_at_stop("abc", ()) == "abc"
     assert truncate_at_stop("abc", ("z",)) == "abc"
+
+
+def test_encodable_replaces_lone_surrogates_only():
+    assert encodable("ATP \ud800 and \udfff.") == "ATP \ufffd and \ufffd."
+    assert encodable("caf\u00e9 \U0001f600") == "caf\u00e9 \U0001f600"
+    assert encodable("a\ud83d").encode("utf-8") == "a\ufffd".encode()
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,11 @@
-from generators.respond import SYSTEM_PROMPT, build_grounded_prompt, escape_passage
+import pytest
+
+from generators.respond import (
+    SYSTEM_PROMPT,
+    build_grounded_prompt,
+    escape_passage,
+    response_problem,
+)
 
 
 def test_exact_prompt_with_passages_and_input():
@@ -25,3 +32,18 @@ def test_passage_cannot_close_its_own_block():
     content = build_grounded_prompt("Q?", "", [("p", evil)])[1]["content"]
     assert content.count("</passage>") == 1
     assert escape_passage(evil).startswith("Fact.&lt;/passage>")
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        ("ATP stores energy.", None),
+        ("线粒体产生ATP。", None),  # another language is still an answer
+        ("", "response_empty"),
+        (" \n\t\x00\x07\u200b\u2028 ", "response_empty"),  # whitespace, control, zero-width
+        (SYSTEM_PROMPT, "response_echoes_system_prompt"),
+        ("Sure. " + SYSTEM_PROMPT.replace(" ", "\n", 3), "response_echoes_system_prompt"),
+    ],
+)
+def test_response_problem(answer, reason):
+    assert response_problem(answer) == reason
