@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/novelty.py
 	$(BIN)/python benchmarks/uds_overhead.py
+	$(BIN)/python benchmarks/rerun.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -111,6 +111,9 @@ def test_the_api_key_is_nowhere_in_the_run_or_prefect(prefect_harness, monkeypat
         if path.is_file() and SECRET.encode() in path.read_bytes()
     ]
     assert leaks == []
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # logs go to the API in batches, in the background
     prefect_side = run_coro_as_sync(_logs_and_artifacts(manifest["flow_run_id"]))
     assert "openai:tiny" in prefect_side or "records" in prefect_side
     assert SECRET not in prefect_side
