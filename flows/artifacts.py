@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows.rundir import FAILED_FILE  # written by flows/run.py: one failed request a line
 from generators.records import Record
 
 SAMPLE_ROWS = 5  # records per sample table: enough to eyeball, small enough to read
@@ -36,7 +37,6 @@ TEXT_MAX = 200  # characters of a text cell
 BAR_WIDTH = 40  # characters of the longest text bar
 BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a character cell, for bars finer than one character
 PASSAGE_STAGES = ("corpus",)  # their counts are passages, not records: kept out of the chart
-FAILED_FILE = "failed_requests.jsonl"  # written by flows/run.py: one failed request a line
 TRAIN_METRICS = ("domain_loss", "general_loss", "domain_token_f1")
 
 

@@ -126,13 +126,6 @@ def generate(
             typer.echo(c.strip() + "\n")
 
 
-def _api_key(env: str | None) -> str | None:
-    """The API key from the environment variable `env` names (None: no key)."""
-    if env and env not in os.environ:
-        raise SelfAlignError(f"the API key variable ${env} is not set in the environment")
-    return os.environ[env] if env else None
-
-
 def _server_options(backend: str, base_urls: list[str], api_key_env: str | None) -> dict:
     """`generate`'s OpenAIBackend arguments; the server options make no sense elsewhere."""
     if backend != "openai":
@@ -141,13 +134,17 @@ def _server_options(backend: str, base_urls: list[str], api_key_env: str | None)
         return {}
     if not base_urls:
         raise SelfAlignError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-    return {"base_urls": base_urls, "api_key": _api_key(api_key_env)}
+    from generators.openai_backend import api_key_from
+
+    return {"base_urls": base_urls, "api_key": api_key_from(api_key_env, "--api-key-env")}
 
 
 def _check_model(recipe) -> None:
     """A local model must resolve; a server's model needs only its API key variable set."""
     if recipe.model.backend == "openai":
-        _api_key(recipe.model.openai.api_key_env)
+        from generators.openai_backend import api_key_from
+
+        api_key_from(recipe.model.openai.api_key_env, "model.openai.api_key_env")
         return
     from generators.models import resolve_model
 

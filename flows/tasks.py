@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from typing import Any
 from prefect import task
 from prefect.context import TaskRunContext
 
-from generators.errors import SelfAlignError
 from generators.llm import LLM, Conversation, Sampling, encodable
+from generators.records import json_digest
 
 # What this process asked the LLM (a fully cached rerun leaves both at 0).
 LLM_CALLS = {"batches": 0, "conversations": 0}
@@ -37,8 +36,7 @@ PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stage
 
 def content_key(*parts: Any) -> str:
     """sha256 of the JSON of `parts`: ("generate", {"t": 0.9}, [...]) -> 'a3f0...'."""
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return json_digest(parts)
 
 
 @lru_cache(maxsize=16)
@@ -58,13 +56,13 @@ def given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 def openai_options(options: str) -> dict[str, Any]:
     """OpenAIBackend arguments from the recipe's `model.openai` section (as JSON); the API key
     comes from the environment variable the section names, so it is never a task parameter."""
+    from generators.openai_backend import api_key_from
+
     opts = json.loads(options or "{}")
     key_env = opts.pop("api_key_env", None)
     if not opts.pop("cache", True):
         opts["cache_dir"] = None
-    if key_env and key_env not in os.environ:
-        raise SelfAlignError(f"model.openai.api_key_env: ${key_env} is not set")
-    opts["api_key"] = os.environ[key_env] if key_env else None
+    opts["api_key"] = api_key_from(key_env, "model.openai.api_key_env")
     return opts
 
 

@@ -18,6 +18,7 @@ Not handled: streaming, tool calls, logprobs, the legacy completions endpoint, R
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -35,6 +36,14 @@ log = logging.getLogger("selfalign")
 NO_KEY = "EMPTY"
 ERROR_CHARS = 200  # a failure's error line is cut to this length
 MAX_DOUBLINGS = 30  # 2**30 * backoff is past any sane max_backoff; avoids float overflow
+
+
+def api_key_from(variable: str | None, what: str) -> str | None:
+    """The API key held by environment variable `variable` (None: no key); `what` names the
+    setting in the error when the variable is not set."""
+    if variable and variable not in os.environ:
+        raise SelfAlignError(f"{what}: ${variable} is not set in the environment")
+    return os.environ[variable] if variable else None
 
 
 def backoff_delay(attempt: int, backoff: float, max_backoff: float, rng: random.Random) -> float:

@@ -17,6 +17,12 @@ from typing import Any
 ID_HEX_CHARS = 16  # 64 bits of sha256: collisions are negligible below billions of records
 
 
+def json_digest(value: Any) -> str:
+    """sha256 hex of `value`'s JSON, keys sorted: the same data always gives the same key."""
+    blob = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
 def parts_digest(parts: Iterable[str]) -> str:
     """sha256 hex of length-prefixed parts, so ("ab", "c") and ("a", "bc") differ; streams."""
     h = hashlib.sha256()

@@ -10,12 +10,13 @@ Not handled: eviction. The file grows with every new request; delete the folder 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+
+from generators.records import json_digest
 
 CACHE_FILE = "responses.sqlite3"
 LOCK_WAIT_S = 60.0  # another process writing: wait this long before sqlite gives up
@@ -23,8 +24,7 @@ LOCK_WAIT_S = 60.0  # another process writing: wait this long before sqlite give
 
 def request_key(request: dict[str, Any]) -> str:
     """sha256 of the request's JSON: {"model": "m", "messages": [...], "seed": 3} -> '9c1e...'."""
-    blob = json.dumps(request, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return json_digest(request)
 
 
 class ResponseCache:
