@@ -31,12 +31,11 @@ from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
 from flows.calibrate import JUDGES, calibrate, judges_in
 from flows.judges import judge_records
-from flows.recipe import Recipe
+from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.select import select_stage
 from flows.train import fine_tune, write_rounds
 from generators.corpus import load_corpus
-from generators.errors import SelfAlignError
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import load_seeds
@@ -224,7 +223,7 @@ def self_specialize(recipe: dict[str, Any], overrides: list[str] | None = None) 
     `overrides` are `--set` assignments ("generate.prompts=8") laid over `recipe`, so a served
     deployment can be run with changes: `prefect deployment run ... --param overrides='[...]'`.
     """
-    first = recipe_with(recipe, overrides or [])
+    first = with_overrides(recipe, overrides or [])
     root: Path | None = None
     model, log = first.model.name, get_run_logger()
     for t in range(1, first.rounds + 1):
@@ -243,25 +242,6 @@ def self_specialize(recipe: dict[str, Any], overrides: list[str] | None = None) 
 
         note_in_manifest(root, triggered_fine_tune=trigger_fine_tune(first, root))
     return str(root)
-
-
-def recipe_with(recipe: dict[str, Any], overrides: list[str]) -> Recipe:
-    """The recipe parameter with `--set`-style overrides applied, validated."""
-    if not overrides:
-        return Recipe.model_validate(recipe)
-    import copy
-
-    from pydantic import ValidationError
-
-    from flows.recipe import apply_set, format_error
-
-    data = copy.deepcopy(recipe)
-    for assignment in overrides:
-        apply_set(data, assignment)
-    try:
-        return Recipe.model_validate(data)
-    except ValidationError as e:
-        raise SelfAlignError(format_error("overrides", e)) from None
 
 
 def note_in_manifest(run_dir: Path, **fields: Any) -> None:

@@ -364,7 +364,7 @@ def recipe_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
 
 
-def format_error(source: str, err: ValidationError) -> str:
+def _format_error(source: str, err: ValidationError) -> str:
     first = err.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
@@ -376,7 +376,7 @@ def format_error(source: str, err: ValidationError) -> str:
     return f"{source}: '{where}': {first['msg']} (got {first.get('input')!r})"
 
 
-def apply_set(data: dict[str, Any], assignment: str) -> None:
+def _apply_set(data: dict[str, Any], assignment: str) -> None:
     import yaml
 
     key, sep, raw = assignment.partition("=")
@@ -416,7 +416,7 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not isinstance(data, dict):
         raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
     for assignment in overrides:
-        apply_set(data, assignment)
+        _apply_set(data, assignment)
     base = path.resolve().parent
     paths = (
         (data, "seeds"),
@@ -430,7 +430,22 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str):
             section[key] = str((base / Path(section[key]).expanduser()).resolve())
+    return validated(data, str(path))
+
+
+def validated(data: dict[str, Any], source: str) -> Recipe:
+    """`data` as a Recipe; a validation error is one line naming `source` and the key."""
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise SelfAlignError(format_error(str(path), e)) from None
+        raise SelfAlignError(_format_error(source, e)) from None
+
+
+def with_overrides(recipe: dict[str, Any], overrides: list[str]) -> Recipe:
+    """A recipe dict (a flow parameter) with `--set`-style overrides applied, validated."""
+    import copy
+
+    data = copy.deepcopy(recipe)
+    for assignment in overrides:
+        _apply_set(data, assignment)
+    return validated(data, "overrides" if overrides else "recipe")
