@@ -36,6 +36,15 @@ app.add_typer(models_app, name="models")
 BackendOpt = Annotated[
     str, typer.Option("--backend", "-b", help="auto | vllm | transformers | openai")
 ]
+
+
+def SetOpt(example: str):  # noqa: N802 (a type alias, like BackendOpt)
+    """The repeatable `--set key=value` recipe override, with a command's own example."""
+    return Annotated[
+        list[str] | None, typer.Option("--set", help=f"Override a recipe key: --set {example}")
+    ]
+
+
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="'default', a HF model folder, or a cached model id")
 ]
@@ -263,10 +272,7 @@ def _show_examples(train_jsonl: Path) -> None:
 @app.command()
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see flows/recipes/).")],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set generate.prompts=8"),
-    ] = None,
+    set_: SetOpt("generate.prompts=8") = None,
 ) -> None:
     """Run the Self-Specialization flow on a recipe; prints the run folder."""
     from flows.recipe import load_recipe
@@ -298,10 +304,7 @@ def train(
         Path | None,
         typer.Option(help="Recipe whose train: section to use (default: the run's recipe.yaml)."),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set train.sft.max_steps=10"),
-    ] = None,
+    set_: SetOpt("train.sft.max_steps=10") = None,
     round_: Annotated[int, typer.Option("--round", help="Round number (train/<round>/).")] = 1,
 ) -> None:
     """Fine-tune on a run's export (LoRA SFT, UDS, DPO), evaluate before/after, decide promotion."""
@@ -339,10 +342,7 @@ def calibrate(
             "(default: the recipe's judges, else all)",
         ),
     ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set calibration.size=20"),
-    ] = None,
+    set_: SetOpt("calibration.size=20") = None,
 ) -> None:
     """Measure judges on a labelled check set (correct + corrupted answers); prints metrics."""
     from filters.calibration import load_qa
@@ -383,10 +383,7 @@ def serve(
         typer.Option(help="Schedule every N seconds instead (default: recipe serve.interval)."),
     ] = None,
     limit: Annotated[int, typer.Option(help="Flow runs executing at once at most.")] = 1,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a recipe key: --set serve.trigger_fine_tune=true"),
-    ] = None,
+    set_: SetOpt("serve.trigger_fine_tune=true") = None,
 ) -> None:
     """Serve the curation and fine-tune flows as deployments (schedules, triggers) until Ctrl-C."""
     from flows.recipe import check_cron, load_recipe

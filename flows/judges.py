@@ -63,13 +63,8 @@ def first(replies: list[list[str]]) -> list[str]:
 def dedup_stages(run: Run, records: list[Record]) -> list[Record]:
     cfg = run.recipe.dedup
     if cfg.minhash:
-        hasher = None
-        if run.recipe.runner.kind == "dask":
-            from flows.scale import cluster_minhashes
-
-            hasher = cluster_minhashes(run.recipe.runner)
         with run.timed("minhash_dedup"):
-            kept, dropped = minhash_dedup(records, cfg.jaccard, hasher=hasher)
+            kept, dropped = minhash_dedup(records, cfg.jaccard, hasher=run.minhasher())
         run.stage("minhash_dedup", len(records), kept, dropped)
         records = kept
     if cfg.embedding:

@@ -240,6 +240,14 @@ class Run:
             return ClusterEncoder(local, self.recipe.runner, self.recipe.embedder)
         return local
 
+    def minhasher(self):
+        """What computes MinHash signatures: None (in process, the default), or the cluster."""
+        if self.recipe.runner.kind == "dask":
+            from flows.scale import cluster_minhashes
+
+            return cluster_minhashes(self.recipe.runner)
+        return None
+
     def index(self, passages: list[Passage]) -> None:
         ids, texts = [p.id for p in passages], [p.text for p in passages]
         self.index_dir = self.dir / "index"
