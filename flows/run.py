@@ -20,6 +20,7 @@ from flows.export import data_card, write_export
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
 from flows.tasks import (
+    ENGINE,
     LLM_CALLS,
     LLM_FAILURES,
     OPENAI_STATS,
@@ -70,6 +71,21 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
+
+
+def engine_time(now: float | None = None) -> dict[str, Any]:
+    """This process's model time so far: seconds since the backend became ready, the seconds
+    spent generating, their ratio (the engine's busy fraction) and the tokens it generated.
+    A fully cached run never readies a backend: all zeros."""
+    ready = ENGINE["ready_at"]
+    since = (now or time.time()) - ready if ready else 0.0
+    return {
+        "ready_at": round(ready, 3),
+        "seconds_since_ready": round(since, 1),
+        "busy_seconds": round(ENGINE["busy_seconds"], 1),
+        "busy_fraction": round(ENGINE["busy_seconds"] / since, 3) if since else 0.0,
+        "output_tokens": ENGINE["output_tokens"],
+    }
 
 
 def reason_kind(reason: str) -> str:
@@ -317,6 +333,7 @@ class Run:
             write_jsonl_atomic(self.dir / FAILED_FILE, self.failed_requests)
         card = data_card(manifest, records)
         export = write_export(self.dir, records, card, self.rejected, self.extras)
+        manifest["engine"] = engine_time()
         rundir.write_manifest(self.dir, manifest)
         publish_run(manifest, records, self.rejected, card, self.dir)  # the dashboard's view
         return export

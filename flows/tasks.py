@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from generators.records import json_digest
 
 # What this process asked the LLM (a fully cached rerun leaves both at 0).
 LLM_CALLS = {"batches": 0, "conversations": 0}
+# When this process's model backend became ready (unix time, after the engine started) and the
+# seconds spent inside its `chat` since: the engine's busy fraction in the manifest.
+ENGINE = {"ready_at": 0.0, "busy_seconds": 0.0, "output_tokens": 0}
 # Requests of the OpenAI-compatible backend in this process (generators/openai_backend.py).
 OPENAI_STATS = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
 # Conversations whose request failed for good: {index, error, attempts, key}; Run.llm drains it.
@@ -93,11 +97,16 @@ def llm_batch(
 ) -> list[list[str]]:
     """One batched LLM call (`options`: backend settings, not part of the cache key)."""
     llm = get_llm(backend, model, options)
+    ENGINE["ready_at"] = ENGINE["ready_at"] or time.time()
     LLM_CALLS["batches"] += 1
     LLM_CALLS["conversations"] += len(conversations)
     before = dict(getattr(llm, "stats", {}))
+    tokens, start = llm.usage["output_tokens"], time.perf_counter()
+    raw = llm.chat(conversations, Sampling(**sampling))
+    ENGINE["busy_seconds"] += time.perf_counter() - start
+    ENGINE["output_tokens"] += int(llm.usage["output_tokens"] - tokens)
     # lone surrogates (from a server's JSON) would crash every later write: replace them once
-    replies = [[encodable(c) for c in r] for r in llm.chat(conversations, Sampling(**sampling))]
+    replies = [[encodable(c) for c in r] for r in raw]
     for name, count in before.items():
         OPENAI_STATS[name] = OPENAI_STATS.get(name, 0) + llm.stats[name] - count
     LLM_FAILURES.extend({**f, "key": key} for f in getattr(llm, "last_failures", ()))

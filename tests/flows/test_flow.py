@@ -45,6 +45,9 @@ def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, prefect_harness
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert first_calls > 0 and manifest["llm_calls_this_process"]["conversations"] >= first_calls
     assert [s["stage"] for s in manifest["stages"]] == STAGES
+    engine = manifest["engine"]  # this process's engine time (shared by the tests before)
+    assert engine["output_tokens"] > 0 and 0 < engine["busy_seconds"]
+    assert 0 < engine["busy_fraction"] <= 1
     for number, stage in enumerate(manifest["stages"]):
         folder = run_dir / "stages" / f"{number:02d}-{stage['stage']}"
         kept, dropped = (

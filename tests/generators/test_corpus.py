@@ -1,4 +1,5 @@
 import json
+import os
 import re
 from pathlib import Path
 
@@ -6,12 +7,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import generators.corpus as corpus_module
 from generators.corpus import (
     CHUNK_WORDS,
     Passage,
     chunk_text,
     iter_documents,
+    iter_passages,
     load_corpus,
+    text_digest,
 )
 from generators.errors import SelfAlignError
 
@@ -227,3 +231,56 @@ def test_saved_dataset_dict_asks_for_a_split(tmp_path):
     with pytest.raises(SelfAlignError, match=r"dd: a saved DatasetDict; point at one split"):
         iter_documents(tmp_path / "dd")
     assert list(iter_documents(tmp_path / "dd" / "train")) == [("d0", "x")]
+
+
+def test_iter_passages_streams_what_load_corpus_keeps_and_drops(tmp_path):
+    rows = [
+        {"id": "a", "text": WORDS},
+        {"id": "b", "text": "w3  w4\nw5 w6"},  # same words as a's 2nd window
+        {"id": "c", "text": "   "},
+        {"id": "d", "text": "x y"},
+        {"id": "e", "text": "x\ty"},
+    ]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    streamed = list(iter_passages(path, 4, 1))
+    assert [(p.id, reason) for p, reason in streamed] == [
+        ("a#0", None),
+        ("a#1", None),
+        ("a#2", None),
+        ("b", "duplicate_of_a#1"),
+        ("c", "empty_text"),
+        ("d", None),
+        ("e", "duplicate_of_d"),
+    ]
+    corpus = load_corpus(path, 4, 1)
+    assert [p for p, reason in streamed if reason is None] == corpus.passages
+    assert [(p, reason) for p, reason in streamed if reason is not None] == corpus.dropped
+
+
+def test_dedup_holds_a_digest_not_the_text(tmp_path, monkeypatch):
+    assert 0 <= text_digest("x y") < 2**128 and text_digest("x y") != text_digest("x z")
+    # every text gets the same digest: the second passage now counts as a copy of the first
+    monkeypatch.setattr(corpus_module, "text_digest", lambda text: 0)
+    path = write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": "x"}, {"id": "b", "text": "y"}])
+    assert [(p.id, reason) for p, reason in iter_passages(path)] == [
+        ("a", None),
+        ("b", "duplicate_of_a"),
+    ]
+
+
+def test_iter_passages_checks_path_and_window_before_streaming(tmp_path):
+    with pytest.raises(SelfAlignError, match="no such file or folder"):
+        iter_passages(tmp_path / "missing.jsonl")
+    with pytest.raises(SelfAlignError, match="overlap_words must be"):
+        iter_passages(write_jsonl(tmp_path / "c.jsonl", [{"id": "a", "text": "x"}]), 3, 3)
+
+
+def test_parquet_reading_does_not_buffer_the_file(tmp_path):
+    path = tmp_path / "c.parquet"
+    texts = [os.urandom(300).hex() for _ in range(10_000)]  # 6 MB that do not compress
+    ids = [f"d{i}" for i in range(len(texts))]
+    pq.write_table(pa.table({"id": ids, "text": texts}), path, row_group_size=250)
+    held = 0
+    for _ in iter_documents(path):
+        held = max(held, pa.total_allocated_bytes())
+    assert held < 3_000_000  # a row group or two; pyarrow's pre_buffer held all 7 MB

@@ -1,10 +1,15 @@
-"""The embedder + faiss index on a small fixture corpus (real default embedder)."""
+"""The embedder + faiss index on a small fixture corpus (real default embedder), built in memory
+and streamed."""
 
+import json
 import os
 
+import pyarrow.parquet as pq
 import pytest
 
-from generators.index import INDEX_FILE, PassageIndex
+from generators.corpus import Passage
+from generators.errors import SelfAlignError
+from generators.index import INDEX_FILE, MANIFEST_FILE, PASSAGES_FILE, PassageIndex, corpus_key
 
 pytestmark = pytest.mark.slow
 
@@ -59,3 +64,54 @@ def test_embeddings_are_normalized(embedder):
     vecs = embedder.encode(["one sentence", "another"])
     assert vecs.shape == (2, 384) and vecs.dtype.name == "float32"
     assert abs(float((vecs**2).sum(axis=1).max()) - 1.0) < 1e-4
+
+
+def streamed_passages() -> list[Passage]:
+    return [Passage(pid, text, f"doc-{pid}") for pid, text in CORPUS.items()]
+
+
+def assert_same_hits(got, want, tolerance):
+    for got_row, want_row in zip(got, want, strict=True):
+        assert [pid for pid, _ in got_row] == [pid for pid, _ in want_row]
+        assert [s for _, s in got_row] == pytest.approx([s for _, s in want_row], abs=tolerance)
+
+
+def test_streamed_index_is_the_one_build_or_load_makes(embedder, tmp_path):
+    passages, folder = streamed_passages(), tmp_path / "streamed"
+    streamed = PassageIndex.build_streaming(iter(passages), embedder, folder, batch=4)
+    ids, texts = list(CORPUS), list(CORPUS.values())
+    reference, _ = PassageIndex.build_or_load(ids, texts, embedder, tmp_path / "reference")
+    loaded = PassageIndex.load(folder, embedder)
+    assert streamed.ids == loaded.ids == reference.ids == ids
+    assert_same_hits(
+        loaded.search(list(PARAPHRASES), k=3), reference.search(list(PARAPHRASES), k=3), 1e-5
+    )
+    info = json.loads((folder / MANIFEST_FILE).read_text())
+    assert info["key"] == corpus_key(embedder.model_id, ids, texts)
+    assert (info["kind"], info["count"]) == ("flat", len(ids))
+    assert pq.read_table(folder / PASSAGES_FILE).to_pylist() == [
+        {"id": p.id, "doc_id": p.doc_id, "text": p.text} for p in passages
+    ]
+    _, built = PassageIndex.build_or_load(ids, texts, embedder, folder)
+    assert not built  # same key: build_or_load reuses the streamed folder
+
+
+def test_fp16_index_ranks_like_the_exact_one(embedder, tmp_path):
+    flat = PassageIndex.build_streaming(streamed_passages(), embedder, tmp_path / "flat")
+    PassageIndex.build_streaming(streamed_passages(), embedder, tmp_path / "half", kind="fp16")
+    half = PassageIndex.load(tmp_path / "half", embedder)
+    assert_same_hits(half.search(list(PARAPHRASES), k=3), flat.search(list(PARAPHRASES), k=3), 1e-3)
+    _, built = PassageIndex.build_or_load(
+        list(CORPUS), list(CORPUS.values()), embedder, tmp_path / "half"
+    )
+    assert built  # build_or_load keeps to exact indexes
+
+
+def test_streamed_duplicate_id_leaves_no_index(embedder, tmp_path):
+    passages = [Passage("a", "x", "a"), Passage("b", "y", "b"), Passage("a", "z", "a2")]
+    with pytest.raises(SelfAlignError, match=r"^index: duplicate passage id 'a'$"):
+        PassageIndex.build_streaming(passages, embedder, tmp_path, batch=2)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(SelfAlignError, match=r"index kind must be one of flat, fp16, got 'ivf'"):
+        PassageIndex.build_streaming(passages, embedder, tmp_path / "new", kind="ivf")
+    assert not (tmp_path / "new").exists()

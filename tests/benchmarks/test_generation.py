@@ -1,0 +1,48 @@
+"""benchmarks/generation.py's workload and the engine-time figures a run's manifest carries."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from flows import run as run_module
+from flows import stages
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generation.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("generation", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_workload_is_the_demo_recipes_first_generation_batch(bench):
+    work = bench.workload(5, 48)
+    assert len(work["conversations"]) == 5 and work["max_tokens"] == 48
+    assert (work["temperature"], work["top_p"]) == (0.9, 0.95)
+    assert work["seed"] == stages.derive_seed(0, "generate", 0)
+    assert "generate.batch_prompts=5" in work["sets"]  # ours asks them as one batch too
+    first = work["conversations"][0]
+    assert first[-1]["role"] == "user" and "passage" in first[-1]["content"].lower()
+    assert len({c[-1]["content"] for c in work["conversations"]}) == 5
+    assert Path(work["model"]).is_dir()
+
+
+def test_engine_time_is_busy_seconds_over_seconds_since_ready(monkeypatch):
+    monkeypatch.setitem(run_module.ENGINE, "ready_at", 0.0)
+    assert run_module.engine_time() == {
+        "ready_at": 0.0,
+        "seconds_since_ready": 0.0,
+        "busy_seconds": 0.0,
+        "busy_fraction": 0.0,
+        "output_tokens": 0,
+    }
+    monkeypatch.setitem(run_module.ENGINE, "ready_at", 1000.0)
+    monkeypatch.setitem(run_module.ENGINE, "busy_seconds", 93.0)
+    monkeypatch.setitem(run_module.ENGINE, "output_tokens", 4000)
+    got = run_module.engine_time(now=1100.0)
+    assert got["busy_fraction"] == 0.93 and got["seconds_since_ready"] == 100.0
+    assert got["output_tokens"] == 4000
