@@ -1,21 +1,15 @@
 """benchmarks/corpus_scale.py at a tiny scale: synthetic corpus -> stand-in encoder -> index."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "corpus_scale.py"
+from tests.benchmarks import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("corpus_scale", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("corpus_scale")
 
 
 def test_synthetic_corpus_is_seeded_short_documents_with_copies(bench, tmp_path):

@@ -1,22 +1,17 @@
 """benchmarks/generation.py's workload and the engine-time figures a run's manifest carries."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from flows import run as run_module
 from flows import stages
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "generation.py"
+from tests.benchmarks import load_script
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("generation", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("generation")
 
 
 def test_workload_is_the_demo_recipes_first_generation_batch(bench):

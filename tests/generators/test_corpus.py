@@ -79,14 +79,17 @@ def test_passage_ids_are_stable_and_chunked(tmp_path):
     ]
 
 
+DUPLICATES_AND_EMPTY = [
+    {"id": "a", "text": WORDS},
+    {"id": "b", "text": "w3  w4\nw5 w6"},  # same words as a's 2nd window
+    {"id": "c", "text": "   "},
+    {"id": "d", "text": "x y"},
+    {"id": "e", "text": "x\ty"},
+]
+
+
 def test_duplicates_and_empty_texts_are_dropped_with_reasons(tmp_path):
-    rows = [
-        {"id": "a", "text": WORDS},
-        {"id": "b", "text": "w3  w4\nw5 w6"},  # same words as a's 2nd window
-        {"id": "c", "text": "   "},
-        {"id": "d", "text": "x y"},
-        {"id": "e", "text": "x\ty"},
-    ]
+    rows = DUPLICATES_AND_EMPTY
     corpus = load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), 4, 1)
     assert [p.id for p in corpus.passages] == ["a#0", "a#1", "a#2", "d"]
     assert corpus.dropped == [
@@ -234,13 +237,7 @@ def test_saved_dataset_dict_asks_for_a_split(tmp_path):
 
 
 def test_iter_passages_streams_what_load_corpus_keeps_and_drops(tmp_path):
-    rows = [
-        {"id": "a", "text": WORDS},
-        {"id": "b", "text": "w3  w4\nw5 w6"},  # same words as a's 2nd window
-        {"id": "c", "text": "   "},
-        {"id": "d", "text": "x y"},
-        {"id": "e", "text": "x\ty"},
-    ]
+    rows = DUPLICATES_AND_EMPTY
     path = write_jsonl(tmp_path / "c.jsonl", rows)
     streamed = list(iter_passages(path, 4, 1))
     assert [(p.id, reason) for p, reason in streamed] == [
