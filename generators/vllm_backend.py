@@ -6,6 +6,12 @@ before training takes the GPU. On CPU the engine runs eager (CUDA-graph-free; to
 costs ~80 s more at start for ~10 % throughput and its cache does not reload).
 
 vLLM starts its engine core with spawn: build engines inside functions (never at import time).
+
+A batch larger than the KV cache is not handed to the engine in one go: `run_admitted` keeps the
+requests in flight within the cache (prompt + max_tokens each) and adds the next as one finishes.
+Handed everything at once, vLLM admits prompts while blocks are free and then preempts running
+requests as their outputs grow, recomputing their prefill (15 preemptions, ~5 % of the time, on
+256 demo prompts at max_tokens 128 on CPU; see benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import gc
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from generators.llm import Conversation, Sampling, new_usage
@@ -116,6 +123,59 @@ def to_vllm_params(sampling: Sampling, index: int) -> Any:
     return SamplingParams(**kwargs)
 
 
+def kv_capacity(llm: Any) -> int:
+    """Tokens the engine's KV cache holds (blocks x block size), read from the started engine."""
+    cache = llm.llm_engine.vllm_config.cache_config
+    return int(cache.num_gpu_blocks or 0) * int(cache.block_size)
+
+
+def request_tokens(prompt_len: int, params: Any, block: int, max_len: int) -> int:
+    """The KV tokens one request can come to hold: prompt + max_tokens per sample, in whole
+    blocks, at most the context length."""
+    per_sample = min(prompt_len + params.max_tokens, max_len)
+    return params.n * -(-per_sample // block) * block
+
+
+def run_admitted(
+    engine: Any,
+    prompts: Sequence[list[int]],
+    params: Sequence[Any],
+    need: Sequence[int],
+    capacity: int,
+    on_done: Callable[[int], None] | None = None,
+) -> list[Any]:
+    """Run every request on a vLLM `LLMEngine`, keeping the in-flight requests' `need` within
+    `capacity` (one request always runs, however large); the next request goes in as soon as one
+    finishes. Returns the final outputs in input order; aborts what is in flight on any error."""
+    from vllm import TokensPrompt
+    from vllm.sampling_params import RequestOutputKind
+
+    outputs: list[Any] = [None] * len(prompts)
+    in_flight: dict[str, int] = {}
+    used = nxt = 0
+    try:
+        while nxt < len(prompts) or in_flight:
+            while nxt < len(prompts) and (not in_flight or used + need[nxt] <= capacity):
+                params[nxt].output_kind = RequestOutputKind.FINAL_ONLY
+                rid = f"selfalign-{nxt}"
+                engine.add_request(rid, TokensPrompt(prompt_token_ids=prompts[nxt]), params[nxt])
+                in_flight[rid] = nxt
+                used += need[nxt]
+                nxt += 1
+            for out in engine.step():
+                if out.finished and out.request_id in in_flight:
+                    i = in_flight.pop(out.request_id)
+                    used -= need[i]
+                    outputs[i] = out
+                    if on_done is not None:
+                        on_done(i)
+    except BaseException:
+        if in_flight:
+            engine.abort_request(list(in_flight))
+        raise
+    return outputs
+
+
 class VLLMBackend:
     supports_json_schema = True
 
@@ -123,6 +183,8 @@ class VLLMBackend:
         self.model_id = ref.model_id
         self.progress = progress
         self.engine = get_engine(ref.path, **engine_options)
+        self.tokenizer = self.engine.get_tokenizer()
+        self.kv_budget: int | None = None  # tokens in flight; None: the engine's KV capacity
         self.usage = new_usage()
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
@@ -130,11 +192,46 @@ class VLLMBackend:
             return []
         start = time.perf_counter()
         if sampling.seed is None:
-            params: Any = to_vllm_params(sampling, 0)  # one shared object: cheapest for vLLM
+            shared = to_vllm_params(sampling, 0)  # one object for all: no per-request seeds
+            params = [shared] * len(conversations)
         else:
             params = [to_vllm_params(sampling, i) for i in range(len(conversations))]
-        outputs = self.engine.chat(conversations, params, use_tqdm=self.progress)
+        outputs = self._run(conversations, params)
         self.usage["conversations"] += len(conversations)
         self.usage["output_tokens"] += sum(len(c.token_ids) for o in outputs for c in o.outputs)
         self.usage["seconds"] += time.perf_counter() - start
         return [[c.text for c in o.outputs] for o in outputs]
+
+    def prompt_ids(self, conversation: Conversation) -> list[int]:
+        """The conversation rendered with the model's chat template and tokenized, as
+        `LLM.chat` does it (the template adds the special tokens)."""
+        text = self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def _run(self, conversations: list[Conversation], params: list[Any]) -> list[Any]:
+        prompts = [self.prompt_ids(c) for c in conversations]
+        config = self.engine.llm_engine.vllm_config
+        block, max_len = config.cache_config.block_size, config.model_config.max_model_len
+        need = [
+            request_tokens(len(p), sp, block, max_len)
+            for p, sp in zip(prompts, params, strict=True)
+        ]
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(prompts), desc="generating", unit="conv")
+        try:
+            return run_admitted(
+                self.engine.llm_engine,
+                prompts,
+                params,
+                need,
+                self.kv_budget or kv_capacity(self.engine),
+                on_done=None if bar is None else (lambda _i: bar.update(1)),
+            )
+        finally:
+            if bar is not None:
+                bar.close()

@@ -65,6 +65,30 @@ def test_seeded_batch_larger_than_one_prefill_step(vllm_llm):
     assert len(out) == 24 and all(c[0] for c in out)
 
 
+def test_prompts_are_rendered_as_llm_chat_renders_them(vllm_llm):
+    """The backend tokenizes conversations itself (to admit them within the KV cache): the ids
+    must be the ones `LLM.chat` would send, system message and special tokens included."""
+    from vllm import SamplingParams
+
+    chats = conversations(PROMPTS[:3])
+    chats[1] = [{"role": "system", "content": "Answer briefly."}] + chats[1]
+    ref = vllm_llm.engine.chat(chats, SamplingParams(max_tokens=1), use_tqdm=False)
+    assert [vllm_llm.prompt_ids(c) for c in chats] == [list(r.prompt_token_ids) for r in ref]
+
+
+def test_a_batch_past_the_kv_budget_is_admitted_in_turn(vllm_llm):
+    """With room for about two requests at a time, the batch still comes back whole, in order,
+    with the answers the engine gives when everything fits."""
+    whole = vllm_llm.chat(conversations(), GREEDY)
+    vllm_llm.kv_budget = 2 * 256
+    try:
+        staged = vllm_llm.chat(conversations(), GREEDY)
+    finally:
+        vllm_llm.kv_budget = None
+    assert staged == whole
+    assert vllm_llm.engine.llm_engine.get_num_unfinished_requests() == 0
+
+
 def test_stop_strings_cut_the_output(llm):
     out = llm.chat(
         conversations(["Count from one to ten in words, separated by commas."]),
