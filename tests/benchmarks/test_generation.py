@@ -24,6 +24,8 @@ def test_workload_is_the_demo_recipes_first_generation_batch(bench):
     assert first[-1]["role"] == "user" and "passage" in first[-1]["content"].lower()
     assert len({c[-1]["content"] for c in work["conversations"]}) == 5
     assert Path(work["model"]).is_dir()
+    # 6 seed demos and a passage per prompt, counted once for every side's (prompt + output) tok/s
+    assert 5 * 200 < work["prompt_tokens"] < 5 * 2048
 
 
 def test_engine_time_is_busy_seconds_over_seconds_since_ready(monkeypatch):
