@@ -184,16 +184,10 @@ def workload(prompts: int, max_tokens: int) -> dict:
     model = resolve_model(recipe.model.name).path
     from transformers import AutoTokenizer
 
+    from generators.vllm_backend import chat_prompt_ids
+
     tokenizer = AutoTokenizer.from_pretrained(model)
-    prompt_tokens = sum(
-        len(
-            tokenizer.encode(
-                tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True),
-                add_special_tokens=False,
-            )
-        )
-        for c in conversations
-    )
+    prompt_tokens = sum(len(chat_prompt_ids(tokenizer, c)) for c in conversations)
     return {
         "model": model,
         "prompt_tokens": prompt_tokens,
@@ -220,8 +214,7 @@ def run_child(side: str, python: str, work_file: Path, scratch: Path, env: dict)
     if done.returncode != 0 or not lines:
         sys.exit(f"{side} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     result = json.loads(lines[-1].removeprefix("RESULT "))
-    tok_s = result["tokens"] / result["seconds"]
-    return {**result, "wall": wall, "tok_s": tok_s}
+    return {**result, "wall": wall, "tok_s": result["tokens"] / result["seconds"]}
 
 
 def main() -> None:

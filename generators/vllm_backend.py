@@ -123,6 +123,13 @@ def to_vllm_params(sampling: Sampling, index: int) -> Any:
     return SamplingParams(**kwargs)
 
 
+def chat_prompt_ids(tokenizer: Any, conversation: Conversation) -> list[int]:
+    """The conversation rendered with the model's chat template and tokenized, as `LLM.chat`
+    does it (the template adds the special tokens)."""
+    text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    return list(tokenizer.encode(text, add_special_tokens=False))
+
+
 def kv_capacity(llm: Any) -> int:
     """Tokens the engine's KV cache holds (blocks x block size), read from the started engine."""
     cache = llm.llm_engine.vllm_config.cache_config
@@ -203,12 +210,7 @@ class VLLMBackend:
         return [[c.text for c in o.outputs] for o in outputs]
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
-        """The conversation rendered with the model's chat template and tokenized, as
-        `LLM.chat` does it (the template adds the special tokens)."""
-        text = self.tokenizer.apply_chat_template(
-            conversation, tokenize=False, add_generation_prompt=True
-        )
-        return list(self.tokenizer.encode(text, add_special_tokens=False))
+        return chat_prompt_ids(self.tokenizer, conversation)
 
     def _run(self, conversations: list[Conversation], params: list[Any]) -> list[Any]:
         prompts = [self.prompt_ids(c) for c in conversations]
