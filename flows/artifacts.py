@@ -37,7 +37,7 @@ TEXT_MAX = 200  # characters of a text cell
 BAR_WIDTH = 40  # characters of the longest text bar
 BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a character cell, for bars finer than one character
 PASSAGE_STAGES = ("corpus",)  # their counts are passages, not records: kept out of the chart
-TRAIN_METRICS = ("domain_loss", "general_loss", "domain_token_f1")
+TRAIN_METRICS = ("domain_loss", "test_loss", "general_loss", "domain_token_f1")
 
 
 def artifact_key(name: str, round: int, kind: str) -> str:

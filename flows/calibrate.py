@@ -1,7 +1,8 @@
 """Judge calibration: how often each judge a recipe uses agrees with a labelled check set.
 
-The check set is held-out QA (filters/calibration.py): every question with its correct answer and
-one corrupted answer. Each judge is asked about every item the way the pipeline asks it:
+The check set is the dev split of held-out QA (filters/calibration.py, trainers/heldout.py): every
+question with its correct answer and one corrupted answer; the test split is never read. Each
+judge is asked about every item the way the pipeline asks it:
 
     rating            score >= the recipe's threshold means "correct"
     s3ft_equivalence  is the answer equivalent to the reference answer?
@@ -99,11 +100,24 @@ def judge_verdicts(run: Run, judge: str, items: list[cal.CheckItem]) -> list[boo
     raise SelfAlignError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
 
 
+def dev_rows(recipe: Recipe, rows: list[dict]) -> list[dict]:
+    """The QA rows in the dev split (the test split is never used to calibrate anything)."""
+    from trainers.heldout import split
+
+    ev = recipe.train.eval
+    return split(rows, ev.split_seed, ev.test_fraction, key=lambda row: row["id"])[0]
+
+
 def check_items(recipe: Recipe) -> list[cal.CheckItem]:
+    """The labelled check set: the dev questions of `calibration.check_set`, each with its
+    correct and one corrupted answer, sampled to `calibration.size` pairs."""
     cfg = recipe.calibration
     if not cfg.check_set:
         raise SelfAlignError("recipe: 'calibration.check_set' is not set (a held-out QA JSONL)")
-    items = cal.corrupt(cal.load_qa(cfg.check_set), seed=recipe.seed)
+    rows = dev_rows(recipe, cal.load_qa(cfg.check_set))
+    if len(rows) < 2:
+        raise SelfAlignError(f"{cfg.check_set}: fewer than 2 questions in the dev split")
+    items = cal.corrupt(rows, seed=recipe.seed)
     return cal.sample(items, cfg.size, seed=recipe.seed)
 
 

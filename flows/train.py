@@ -30,7 +30,7 @@ from generators.io import write_text_atomic
 from generators.models import resolve_model
 
 TRAIN_CODE = ("trainers.sft", "trainers.uds", "trainers.data")
-EVAL_CODE = ("trainers.evaluate", "trainers.data")
+EVAL_CODE = ("trainers.evaluate", "trainers.data", "trainers.heldout")
 
 
 def file_digest(path: Path) -> str:
@@ -43,18 +43,39 @@ def evaluate_model(key: str, model_path: str, eval_cfg: dict[str, Any]) -> dict[
     from trainers.data import load_qa
     from trainers.evaluate import evaluate
 
-    domain = load_qa(eval_cfg["domain"], eval_cfg["domain_size"])
+    dev, test = domain_split(eval_cfg)
     general = None
     if eval_cfg["general"]:
         general = load_qa(eval_cfg["general"], eval_cfg["general_size"])
-    get_run_logger().info("evaluating %s on %d domain QAs", model_path, len(domain))
+    get_run_logger().info(
+        "evaluating %s on %d dev + %d test domain QAs", model_path, len(dev), len(test)
+    )
     return evaluate(
         model_path,
-        domain,
+        dev,
         general,
         generate=eval_cfg["generate_size"],
         max_new_tokens=eval_cfg["max_new_tokens"],
+        test=test,
     )
+
+
+def domain_split(eval_cfg: dict[str, Any]) -> tuple[list, list]:
+    """(dev, test) of the recipe's held-out domain QA: dev is tuned on, test only reported."""
+    from trainers.heldout import load_split
+
+    return load_split(
+        eval_cfg["domain"], eval_cfg["split_seed"], eval_cfg["test_fraction"],
+        eval_cfg["domain_size"],
+    )  # fmt: skip
+
+
+def split_record(eval_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The split as metrics.json and ablation.json record it (ids and sizes of dev and test)."""
+    from trainers.heldout import split_summary
+
+    dev, test = domain_split(eval_cfg)
+    return split_summary(dev, test, eval_cfg["split_seed"], eval_cfg["test_fraction"])
 
 
 @task(cache_key_fn=given_key, persist_result=True)
@@ -151,7 +172,9 @@ def fine_tune(
     start = r.train.model or r.model.name
     base = resolve_model(start)
     before = measure(r, run, base)
-    log.info("before: domain loss %.4f, general %s", before["domain_loss"], before["general_loss"])
+    log.info(
+        "before: dev domain loss %.4f, general %s", before["domain_loss"], before["general_loss"]
+    )
     trained, sft, dpo = train_steps(r, run, base, out)
     after = measure(r, run, trained)
     promoted, reason = promote_line(before, after, r.train.promote)
@@ -165,6 +188,7 @@ def fine_tune(
         "after": after,
         "sft": sft,
         "dpo": dpo,
+        "split": split_record(r.train.eval.model_dump()),
         "promoted": promoted,
         "decision": reason,
         "next_model": trained.path if promoted else start,
@@ -186,6 +210,7 @@ def write_rounds(root: Path) -> Path:
                 "model": m["base_model"]["model_id"],
                 "examples": m["sft"]["examples"],
                 "domain_loss": [m["before"]["domain_loss"], m["after"]["domain_loss"]],
+                "test_loss": [m["before"].get("test_loss"), m["after"].get("test_loss")],
                 "general_loss": [m["before"]["general_loss"], m["after"]["general_loss"]],
                 "domain_token_f1": [m["before"]["domain_token_f1"], m["after"]["domain_token_f1"]],
                 "promoted": m["promoted"],

@@ -24,7 +24,7 @@ from trainers.evaluate import (
 )
 
 DOMAIN_QA = Path(__file__).parents[2] / "data" / "biomed" / "heldout_qa.jsonl"
-GENERAL_QA = "/work/shared/external/self-instruct/user_oriented_instructions.jsonl"
+GENERAL_QA = Path(__file__).parents[2] / "data" / "general" / "user_oriented_instructions.jsonl"
 END_OF_TURN = "<|im_end|>\n"  # what SmolLM2's chat template puts after an assistant turn
 PROMPTS = ["What is the capital of France?", "What is 2 + 2?", "Name a primary color."]
 ANSWERS = ["The capital of France is Paris.", "2 + 2 = 4.", "Red is a primary color."]
@@ -65,8 +65,15 @@ def test_length_batches_sorts_by_length() -> None:
     assert length_batches([], 4) == []
 
 
-def _report(domain: float, general: float | None) -> dict:
-    return {"domain_loss": domain, "general_loss": general}
+def _report(domain: float, general: float | None, nll: list[float] | None = None) -> dict:
+    """An evaluation with 8 dev questions of one token each, all at `domain` unless `nll`."""
+    nll = nll or [domain] * 8
+    dev = {"ids": [f"q{i}" for i in range(len(nll))], "nll": nll, "tokens": [1] * len(nll)}
+    return {
+        "domain_loss": sum(nll) / len(nll),
+        "general_loss": general,
+        "per_question": {"dev": dev},
+    }
 
 
 @pytest.mark.parametrize(
@@ -77,13 +84,13 @@ def _report(domain: float, general: float | None) -> dict:
             {},
             True,
             [
-                "domain loss 2.431 -> 2.102 (-13.5%)",
+                "dev domain loss 2.431 -> 2.102 (-13.5%, 95% CI -13.5% .. -13.5%)",
                 "general loss 2.010 -> 2.031 (+1.0%)",
-                "promoted",
+                ": promoted",
             ],
         ),
-        (_report(2.431, 2.0), {}, False, ["(+0.0%)", "not promoted (domain loss did not fall)"]),
-        (_report(2.5, 2.0), {}, False, ["(+2.8%)", "domain loss did not fall"]),
+        (_report(2.431, 2.0), {}, False, ["(+0.0%", "interval low end 0.0% <= 0.0%"]),
+        (_report(2.5, 2.0), {}, False, ["(+2.8%", "fell -2.8%"]),
         (
             _report(2.102, 2.073),
             {},
@@ -95,24 +102,56 @@ def _report(domain: float, general: float | None) -> dict:
             _report(2.3, 2.0),
             {"min_domain_gain": 0.1},
             False,
-            ["(-5.4%)", "not promoted (domain loss fell 5.4% <= 10.0%)"],
+            ["(-5.4%", "interval low end 5.4% <= 10.0%"],
         ),
-        (_report(2.102, 2.0), {"min_domain_gain": 0.1}, True, ["(-13.5%)", ": promoted"]),
+        (_report(2.102, 2.0), {"min_domain_gain": 0.1}, True, ["(-13.5%", ": promoted"]),
         (_report(2.102, 2.073), {"max_general_increase": 0.05}, True, ["(+3.1%)", ": promoted"]),
     ],
 )
 def test_promote(after: dict, kwargs: dict, ok: bool, phrases: list[str]) -> None:
     promoted, reason = promote(_report(2.431, 2.010), after, **kwargs)
-    assert promoted is ok
+    assert promoted is ok, reason
     for phrase in phrases:
         assert phrase in reason
     assert "\n" not in reason
 
 
+def test_promote_needs_the_interval_low_end_above_the_gain() -> None:
+    # same point estimate (-10%) twice: every question 10% lower vs half 40% lower, half +20%
+    even = _report(0.0, None, [1.8] * 8)
+    mixed = _report(0.0, None, [1.2, 2.4] * 4)
+    before = _report(2.0, None)
+    assert promote(before, even, 0.05)[0]
+    promoted, reason = promote(before, mixed, 0.05)
+    assert not promoted and "dev domain loss 2.000 -> 1.800 (-10.0%, 95% CI" in reason
+    assert "interval low end" in reason
+    # the edge: a gain exactly at min_domain_gain does not clear it
+    assert not promote(before, even, 0.1)[0] and promote(before, even, 0.0999)[0]
+
+
+def test_promote_reads_dev_only() -> None:
+    before, after = _report(2.0, None), _report(1.8, None)
+    decision = promote(before, after)
+    for report, loss in ((before, 0.1), (after, 9.0)):
+        report["test_loss"] = loss
+        report["per_question"]["test"] = {"ids": ["t"], "nll": [loss], "tokens": [1]}
+    assert promote(before, after) == decision
+
+
+def test_promote_refuses_reports_on_different_questions() -> None:
+    other = _report(1.5, None)
+    other["per_question"]["dev"]["ids"][0] = "elsewhere"
+    with pytest.raises(ValueError, match="different dev questions"):
+        promote(_report(2.0, None), other)
+
+
 def test_promote_ignores_general_when_before_lacks_it() -> None:
     promoted, reason = promote(_report(2.0, None), _report(1.5, 9.0))
     assert promoted
-    assert reason == "domain loss 2.000 -> 1.500 (-25.0%), general loss not measured: promoted"
+    assert reason == (
+        "dev domain loss 2.000 -> 1.500 (-25.0%, 95% CI -25.0% .. -25.0%), "
+        "general loss not measured: promoted"
+    )
 
 
 class CharTokenizer:
@@ -201,9 +240,16 @@ def test_generation_score(loaded) -> None:
 @pytest.mark.slow
 def test_evaluate_on_real_heldout_sets(default_model) -> None:
     domain, general = load_qa(DOMAIN_QA, limit=8), load_qa(GENERAL_QA, limit=8)
-    report = evaluate(default_model.path, domain, general, generate=2, max_new_tokens=24)
+    test = load_qa(DOMAIN_QA)[8:12]
+    report = evaluate(default_model.path, domain, general, generate=2, max_new_tokens=24, test=test)
     assert report["model"] == default_model.path
-    assert (report["domain_n"], report["general_n"]) == (8, 8)
+    assert (report["domain_n"], report["general_n"], report["test_n"]) == (8, 8, 4)
+    per_q = report["per_question"]
+    assert per_q["test"]["ids"] == [qa.id for qa in test]
+    assert sum(per_q["dev"]["nll"]) / sum(per_q["dev"]["tokens"]) == pytest.approx(
+        report["domain_loss"]
+    )
+    assert math.isfinite(report["test_loss"]) and report["test_loss"] > 0
     assert report["domain_tokens"] > 8
     for key in ("domain_loss", "general_loss", "domain_token_f1", "seconds"):
         assert math.isfinite(report[key]) and report[key] >= 0, key
