@@ -27,6 +27,7 @@ from generators.records import Record
 
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
 CARD_EXAMPLES = 3
+CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in the card
 
 
 def user_message(record: Record) -> str:
@@ -174,6 +175,7 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         "",
     ]
     lines += _judges_section(manifest, records)
+    lines += _decontamination_section(manifest)
     lines += ["## Examples", ""]
     for r in records[:CARD_EXAMPLES]:
         lines += [f"**Instruction:** {r.instruction}", ""]
@@ -237,3 +239,22 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
         lines += [f"- `{name}.jsonl`: {n} rows" for name, n in sorted(datasets.items())]
         lines.append("")
     return lines
+
+
+def _decontamination_section(manifest: dict[str, Any]) -> list[str]:
+    """N-gram overlap with the held-out sets (flows/decontaminate.py), when the stage ran."""
+    d = manifest.get("decontamination") or {}
+    if not d:
+        return []
+    top = list(d["by_heldout"].items())[:CARD_HELDOUT_IDS]
+    return [
+        "## Decontamination",
+        "",
+        f"{d['checked']} records checked for {d['n']}-gram overlap (lowercased, punctuation",
+        f"removed) with {d['heldout_texts']} held-out questions and answers in "
+        + ", ".join(f"`{s}`" for s in d["sources"])
+        + f"; {d['dropped']} dropped (reason `contaminated_<held-out id>`).",
+        "",
+        "Most often matched: " + (", ".join(f"{k} ({v})" for k, v in top) or "-") + ".",
+        "",
+    ]

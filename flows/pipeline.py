@@ -9,6 +9,8 @@
     respond     answer each task grounded in its retrieved passages
     judged      dedup, rating, S3FT, SELF, MultiCritique when the recipe switches them on
                 (flows/judges.py), after calibrating the judges they use (flows/calibrate.py)
+    select      utility-diversity selection to a budget, when switched on (flows/select.py)
+    decontam.   drop records sharing a 13-gram with a held-out question or answer
     export      train.jsonl / train.parquet / hf / rejected.jsonl / extra datasets / data card
 
 Generation runs in batches of prompts because later prompts show earlier kept tasks as demos; the
@@ -30,6 +32,7 @@ from filters.heuristics import heuristic_filter
 from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
 from flows.calibrate import JUDGES, calibrate, judges_in
+from flows.decontaminate import decontaminate_stage
 from flows.judges import judge_records
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
@@ -196,6 +199,7 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
     records = judge_records(run, records, seeds)
     records = select_stage(run, records)
+    records = decontaminate_stage(run, records)
     export = run.finish(records, started)
     log.info("%d records exported to %s", len(records), export)
     return run.dir

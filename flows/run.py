@@ -92,8 +92,11 @@ def reason_kind(reason: str) -> str:
     """A drop reason without its per-record parts, for the funnel.
 
     'rouge_l_0.82_vs_ab12' -> 'rouge_l', 'near_duplicate_of_ab12' -> 'near_duplicate',
-    'judge_score_2_lt_4' -> 'judge_score_lt_4', 'judge_score_out_of_range' stays as it is.
+    'judge_score_2_lt_4' -> 'judge_score_lt_4', 'contaminated_qa-001' -> 'contaminated',
+    'judge_score_out_of_range' stays as it is.
     """
+    if reason.startswith("contaminated_"):
+        return "contaminated"
     reason = re.sub(r"_vs_.*$", "", reason)
     reason = re.sub(r"(duplicate)_of_.*$", r"\1", reason)
     return re.sub(r"_[0-9.]+(_lt_[0-9.]+)?$", lambda m: m.group(1) or "", reason)
@@ -133,6 +136,7 @@ class Run:
     seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
     extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
     calibration: dict[str, Any] = field(default_factory=dict)
+    decontamination: dict[str, Any] = field(default_factory=dict)  # flows/decontaminate.py
     skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
     llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)
@@ -322,6 +326,7 @@ class Run:
             "failed_requests": len(self.failed_requests),
             "stages": self.stages,
             "calibration": self.calibration,
+            "decontamination": self.decontamination,
             "datasets": {name: len(rows) for name, rows in self.extras.items()},
             "recipe": self.recipe.model_dump(),
             "recipe_yaml": recipe_yaml(self.recipe),

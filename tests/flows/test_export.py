@@ -51,6 +51,22 @@ def test_write_export_writes_every_format(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["export"]
 
 
+def test_data_card_decontamination_section():
+    assert "## Decontamination" not in data_card(MANIFEST, RECORDS)
+    decontamination = {
+        "n": 13,
+        "sources": ["heldout_qa.jsonl"],
+        "heldout_texts": 240,
+        "checked": 7,
+        "dropped": 3,
+        "by_heldout": {"qa-002": 2, "qa-009": 1},
+    }
+    card = data_card({**MANIFEST, "decontamination": decontamination}, RECORDS)
+    section = card.split("## Decontamination")[1].split("## Examples")[0]
+    assert "7 records checked for 13-gram overlap" in section and "`heldout_qa.jsonl`" in section
+    assert "; 3 dropped" in section and "qa-002 (2), qa-009 (1)" in section
+
+
 def test_failed_export_leaves_the_old_one(tmp_path, monkeypatch):
     write_export(tmp_path, RECORDS[:1], "old card")
     import flows.export as export

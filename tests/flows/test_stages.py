@@ -79,6 +79,8 @@ def test_reason_kind_and_counts():
     assert reason_kind("judge_score_2_lt_4") == "judge_score_lt_4"
     assert reason_kind("judge_score_out_of_range") == "judge_score_out_of_range"
     assert reason_kind("instance_unparseable") == "instance_unparseable"
+    assert reason_kind("contaminated_qa-001") == "contaminated"
+    assert reason_kind("contaminated_user_oriented_task_12") == "contaminated"
     dropped = [Record(instruction=str(i)).drop("s", f"rouge_l_0.9{i}_vs_k") for i in range(3)]
     assert stage_counts("novelty", 5, [Record(instruction="a")], dropped) == {
         "stage": "novelty",

@@ -1,0 +1,71 @@
+"""The decontamination stage: nothing exported shares an n-gram with a set it is measured on.
+
+    sources   recipe.train.eval.domain, train.eval.general, calibration.check_set (those that exist)
+    index     every question and answer of each, read with trainers.data.load_qa, under its QA id
+    filter    filters.decontam.decontaminate -> stage "decontaminate", reason contaminated_<id>
+
+It runs last, right before the export. Switched off, or with no held-out set in the recipe, it
+passes records through and writes no stage folder.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from filters.decontam import REASON_PREFIX, STAGE, HeldoutIndex, decontaminate
+from flows.judges import log
+from flows.recipe import Recipe
+from flows.run import Run
+from generators.records import Record
+
+
+def heldout_sources(recipe: Recipe) -> list[str]:
+    """The held-out files the recipe names that exist, each once, in a fixed order."""
+    configured = (
+        recipe.train.eval.domain,
+        recipe.train.eval.general,
+        recipe.calibration.check_set,
+    )
+    return [p for p in dict.fromkeys(configured) if p and Path(p).is_file()]
+
+
+def heldout_index(paths: list[str], n: int) -> HeldoutIndex:
+    """An index of the question and the answer of every QA in `paths`, under the QA's id."""
+    from trainers.data import load_qa
+
+    texts = [
+        (qa.id, text) for path in paths for qa in load_qa(path) for text in (qa.prompt, qa.answer)
+    ]
+    return HeldoutIndex.build(texts, n)
+
+
+def decontaminate_stage(run: Run, records: list[Record]) -> list[Record]:
+    """Drop records that share an n-gram with a held-out question or answer (run.decontamination
+    gets the counts for the manifest and the data card)."""
+    cfg = run.recipe.decontaminate
+    sources = heldout_sources(run.recipe)
+    if not cfg.enabled or not sources:
+        return records
+    with run.timed(STAGE):
+        index = heldout_index(sources, cfg.n)
+        kept, dropped = decontaminate(records, index)
+    run.stage(STAGE, len(records), kept, dropped)
+    by_heldout = Counter(r.meta["drop_reason"].removeprefix(REASON_PREFIX) for r in dropped)
+    run.decontamination = {
+        "n": cfg.n,
+        "sources": sources,
+        "heldout_texts": index.texts,
+        "checked": len(records),
+        "dropped": len(dropped),
+        "by_heldout": dict(by_heldout.most_common()),
+    }
+    log().info(
+        "decontaminate: %d of %d records share a %d-gram with %d held-out texts (%s)",
+        len(dropped),
+        len(records),
+        cfg.n,
+        index.texts,
+        ", ".join(sources),
+    )
+    return kept
