@@ -18,6 +18,15 @@ phrases ("Is ..." is not flipped), negations inside conditional clauses (the lef
 flipped blindly), and a swapped answer that happens to answer its new question too (only
 identical texts are excluded). The seed only picks swap partners; numeric and negated items
 do not depend on it.
+
+Multiple choice (`mc_items`, for log-likelihood ranking): each QA gets its gold answer and
+`n_choices - 1` distractors, tried in this order: its numeric corruption, its negation, then
+answers of other questions, picked by a generator seeded with (seed, id) from the QAs sorted by
+id. All choices differ from each other after `_norm`; their order is shuffled by the same
+generator, so the gold index varies. `distractor_kinds` names the non-gold choices in choice
+order ("numeric", "negated", "swapped"). A QA set with too few different answers raises. Not
+handled: a distractor that is also correct (a paraphrase of the gold), and distractors of very
+different length from the gold (`acc_norm` divides by length; `acc` favours short choices).
 """
 
 from __future__ import annotations
@@ -169,6 +178,47 @@ def corrupt(qa: list[dict], seed: int = 0) -> list[CheckItem]:
             if partners[i] == i or _norm(answer) == _norm(wrong):
                 raise SelfAlignError(f"calibration: {qid}: no different answer to swap in")
         items.append(CheckItem(f"{qid}:{kind}", question, answer, wrong, False, kind))
+    return items
+
+
+def _distractors(row: dict, pool: list[str], rng: random.Random, n: int) -> list[tuple[str, str]]:
+    """Up to n (kind, text), all different from the gold and each other after `_norm`."""
+    seen, out = {_norm(row["answer"])}, []
+    candidates = [("numeric", numeric(row["answer"])), ("negated", negate(row["answer"]))]
+    candidates += [("swapped", text) for text in rng.sample(pool, len(pool))]
+    for kind, text in candidates:
+        if text is not None and _norm(text) not in seen and len(out) < n:
+            seen.add(_norm(text))
+            out.append((kind, text))
+    return out
+
+
+def mc_items(qa: list[dict], seed: int = 0, n_choices: int = 4) -> list[dict]:
+    """One multiple-choice item per QA, in input order (see the module docstring):
+    {"id", "question", "choices", "gold" (index into choices), "distractor_kinds"}."""
+    if n_choices < 2:
+        raise SelfAlignError(f"calibration: n_choices must be >= 2, got {n_choices}")
+    by_id = sorted(qa, key=lambda row: row["id"])  # swap partners do not depend on input order
+    items = []
+    for row in qa:
+        qid, answer = row["id"], row["answer"]
+        rng = random.Random(f"mc:{seed}:{qid}")  # str seeds hash stably (sha512), unlike hash()
+        pool = [other["answer"] for other in by_id if other["id"] != qid]
+        picked = _distractors(row, pool, rng, n_choices - 1)
+        if len(picked) < n_choices - 1:
+            raise SelfAlignError(
+                f"calibration: {qid}: only {len(picked)} different distractors, "
+                f"need {n_choices - 1}"
+            )
+        choices = [("gold", answer), *picked]
+        rng.shuffle(choices)
+        items.append({
+            "id": qid,
+            "question": row["question"],
+            "choices": [text for _, text in choices],
+            "gold": next(i for i, (kind, _) in enumerate(choices) if kind == "gold"),
+            "distractor_kinds": [kind for kind, _ in choices if kind != "gold"],
+        })  # fmt: skip
     return items
 
 

@@ -11,6 +11,7 @@ from filters.calibration import (
     by_kind,
     corrupt,
     load_qa,
+    mc_items,
     metrics,
     negate,
     numeric,
@@ -225,6 +226,71 @@ def test_corrupt_demo_check_set():
         if bad.kind == "numeric":
             assert NUMBER.findall(bad.answer) != NUMBER.findall(gold.answer)
     assert corrupt(rows, 1) != items  # another seed, other swap partners
+
+
+# --- mc_items -------------------------------------------------------------------------------------
+
+
+def test_mc_items_gold_numeric_negated_and_swapped():
+    rows = qa("About 3 days.", "Imatinib.", "It cannot form.", "Adenosine.", "Sweating.")
+    items = mc_items(rows)
+    assert [item["id"] for item in items] == ["q0", "q1", "q2", "q3", "q4"]
+    for item, row in zip(items, rows, strict=True):
+        assert set(item) == {"id", "question", "choices", "gold", "distractor_kinds"}
+        assert item["question"] == row["question"]
+        assert item["choices"][item["gold"]] == row["answer"]
+        assert len({norm(c) for c in item["choices"]}) == 4
+        wrong = [c for i, c in enumerate(item["choices"]) if i != item["gold"]]
+        for kind, text in zip(item["distractor_kinds"], wrong, strict=True):
+            if kind == "swapped":
+                assert text in {r["answer"] for r in rows} - {row["answer"]}
+    assert Counter(items[0]["distractor_kinds"]) == {"numeric": 1, "swapped": 2}
+    assert "About 7 days." in items[0]["choices"]
+    assert Counter(items[2]["distractor_kinds"]) == {"negated": 1, "swapped": 2}
+    assert "It can form." in items[2]["choices"]
+    assert items[1]["distractor_kinds"] == ["swapped"] * 3
+    # an answer with a number and a negatable word gets both, numeric first
+    both = mc_items(qa("It is 5 mm.", "Imatinib.", "Adenosine.", "Sweating."))[0]
+    assert sorted(both["distractor_kinds"]) == ["negated", "numeric", "swapped"]
+    assert {"It is 11 mm.", "It is not 5 mm."} <= set(both["choices"])
+
+
+def test_mc_items_deterministic_per_seed_and_input_order():
+    rows = qa(*(f"Answer {c}." for c in "abcdefghij"))
+    assert mc_items(rows, 3) == mc_items(rows, 3)
+    assert mc_items(rows) == mc_items(rows, 0)
+    assert any(mc_items(rows, seed) != mc_items(rows) for seed in range(1, 5))
+    # an item depends on (seed, id) and the set of QAs, not on where the QA sits in the list
+    assert mc_items(rows[::-1], 3) == mc_items(rows, 3)[::-1]
+    # the gold is not always first
+    assert len({item["gold"] for item in mc_items(rows)}) > 1
+
+
+def test_mc_items_skip_duplicates_and_fail_without_enough_distractors():
+    rows = qa("Imatinib.", "imatinib", "Imatinib", "Adenosine.", "Sweating.", "IgG.")
+    for seed in range(20):
+        item = mc_items(rows, seed)[0]
+        assert sorted(map(norm, item["choices"])) == ["adenosine", "igg", "imatinib", "sweating"]
+    with pytest.raises(SelfAlignError, match=r"q0: only 2 different distractors, need 3"):
+        mc_items(qa("Imatinib.", "Adenosine.", "Sweating."))
+    assert len(mc_items(qa("Imatinib.", "Adenosine.", "Sweating."), n_choices=3)[0]["choices"]) == 3
+    with pytest.raises(SelfAlignError, match=r"n_choices must be >= 2, got 1"):
+        mc_items(rows, n_choices=1)
+
+
+def test_mc_items_demo_set():
+    rows = load_qa(HELDOUT)
+    items = mc_items(rows)
+    assert len(items) == 120
+    for item, row in zip(items, rows, strict=True):
+        assert item["id"] == row["id"]
+        assert len(item["choices"]) == 4 and len({norm(c) for c in item["choices"]}) == 4
+        assert item["choices"][item["gold"]] == row["answer"]
+        assert len(item["distractor_kinds"]) == 3
+        assert ("numeric" in item["distractor_kinds"]) == (numeric(row["answer"]) is not None)
+    kinds = Counter(k for item in items for k in item["distractor_kinds"])
+    assert kinds["numeric"] == 39 and kinds["negated"] >= 14
+    assert set(Counter(item["gold"] for item in items)) == {0, 1, 2, 3}
 
 
 # --- sample ---------------------------------------------------------------------------------------
