@@ -247,7 +247,7 @@ def _show_rounds(root: Path) -> None:
         d, g = row["domain_loss"], row["general_loss"]
         general = f", general loss {g[0]:.4f} -> {g[1]:.4f}" if g[0] is not None else ""
         _stderr().print(
-            f"round {row['round']}: {row['examples']} examples, domain loss "
+            f"round {row['round']}: {row['examples']} examples, dev domain loss "
             f"{d[0]:.4f} -> {d[1]:.4f}{general}: "
             + ("promoted" if row["promoted"] else "not promoted")
         )
@@ -322,12 +322,52 @@ def train(
 
     metrics = fine_tune(str(run_dir), loaded.model_dump(), round=round_)
     b, a = metrics["before"], metrics["after"]
-    _stderr().print(f"domain loss {b['domain_loss']:.4f} -> {a['domain_loss']:.4f}")
+    _stderr().print(f"dev domain loss {b['domain_loss']:.4f} -> {a['domain_loss']:.4f}")
+    if b.get("test_loss") is not None:
+        _stderr().print(f"test domain loss {b['test_loss']:.4f} -> {a['test_loss']:.4f} (reported)")
     if b["general_loss"] is not None:
         _stderr().print(f"general loss {b['general_loss']:.4f} -> {a['general_loss']:.4f}")
     _stderr().print(metrics["decision"])
     typer.echo(f"model: {metrics['trained_model']['path']}")
     typer.echo(f"metrics: {run_dir.resolve() / 'train' / str(round_) / 'metrics.json'}")
+
+
+@app.command()
+def ablate(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML with train.eval.domain.")],
+    set_: SetOpt("ablate.variants=[corpus-only,recipe]") = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run", help="A finished run to ablate (default: run the recipe, cached)."),
+    ] = None,
+) -> None:
+    """Train one LoRA per variant (base, corpus-only, random, recipe, recipe minus a stage) on the
+    same token budget; print each one's change vs base on the held-out test and dev splits."""
+    from flows.recipe import load_recipe
+
+    _setup_logging()
+    loaded = load_recipe(recipe, set_ or [])
+    if not loaded.train.eval.domain:
+        raise SelfAlignError(f"{recipe}: 'train.eval.domain' is not set (ablate measures on it)")
+    if run_dir is not None and not (run_dir / "export" / "train.jsonl").is_file():
+        raise SelfAlignError(f"{run_dir}: no export/train.jsonl (not a finished run)")
+    if run_dir is None:
+        _check_inputs(loaded)
+    else:
+        _check_corpus(loaded)
+        _check_model(loaded)
+    _check_train(loaded)
+    _prefect_defaults()
+    from flows.ablate import ablate as ablate_flow
+    from flows.ablation_report import markdown_table
+
+    result = ablate_flow(
+        recipe=loaded.model_dump(), run_dir=str(run_dir.resolve()) if run_dir else None
+    )
+    _stderr().print(markdown_table(result).replace("<br>", " "))
+    out = Path(result["run"]) / "ablation"
+    typer.echo(f"ablation: {out / 'ablation.json'}")
+    typer.echo(f"table: {out / 'ablation.md'}")
 
 
 @app.command()

@@ -246,6 +246,17 @@ class CalibrationConfig(Strict):
     )
 
 
+class DecontamConfig(Strict):
+    """N-gram decontamination of the export against the held-out sets (filters/decontam.py)."""
+
+    enabled: bool = Field(
+        True,
+        description="drop records sharing an n-gram with a held-out question or answer "
+        "(train.eval.domain, train.eval.general, calibration.check_set)",
+    )
+    n: int = Field(13, ge=4, description="n-gram size in words (GPT-3, lm-evaluation-harness: 13)")
+
+
 class SelectConfig(Strict):
     """Offline utility-diversity selection to a budget (filters/selection.py), after the judges."""
 
@@ -278,7 +289,13 @@ class EvalConfig(Strict):
     general: str | None = Field(
         None, description="general held-out set: QA JSONL or Self-Instruct tasks with instances"
     )
-    domain_size: int = Field(120, ge=1, description="domain QAs for the answer loss")
+    split_seed: int = Field(0, description="seed of the domain set's dev/test split (by id)")
+    test_fraction: float = Field(
+        0.5, gt=0, lt=1, description="share of domain questions in the test split (reported only)"
+    )
+    domain_size: int = Field(
+        120, ge=1, description="domain QAs per split (dev and test) for the answer loss"
+    )
     general_size: int = Field(100, ge=1, description="general examples for the answer loss")
     generate_size: int = Field(40, ge=0, description="domain QAs answered for the generation score")
     max_new_tokens: int = Field(64, ge=1)
@@ -311,6 +328,42 @@ class TrainConfig(Strict):
     promote: PromoteConfig = PromoteConfig()
 
 
+ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
+# Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablate.py).
+MINUS_STAGES = ("minhash_dedup", "embedding_dedup", "rating", "s3ft", "self_refine",
+                "multicritique", "select")  # fmt: skip
+
+
+class AblateConfig(Strict):
+    """`selfalign ablate`: one LoRA per variant, same base model and training-token budget,
+    each measured on the dev and test splits (flows/ablate.py)."""
+
+    variants: list[str] = Field(
+        default_factory=lambda: list(ABLATE_VARIANTS),
+        description="corpus-only, random, recipe, recipe-minus-<stage>, or 'recipe-minus-all' "
+        "for every judged/selection stage the recipe has on; base is always measured",
+    )
+    token_budget: int | None = Field(
+        None, ge=1, description="training tokens per variant; None: the curated set's x epochs"
+    )
+    epochs: float = Field(2.0, gt=0, description="passes over the curated set the budget equals")
+    mc: bool = Field(True, description="multiple-choice accuracy with lm-evaluation-harness")
+    seed: int = Field(0, description="row order, the random subset, and the bootstrap")
+
+    @model_validator(mode="after")
+    def _known_variants(self) -> AblateConfig:
+        for name in self.variants:
+            stage = name.removeprefix("recipe-minus-")
+            if name not in ABLATE_VARIANTS and stage not in (*MINUS_STAGES, "all"):
+                raise ValueError(
+                    f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
+                    f"recipe-minus-all or recipe-minus-<{'|'.join(MINUS_STAGES)}>"
+                )
+        if len(set(self.variants)) != len(self.variants):
+            raise ValueError("a variant is listed twice")
+        return self
+
+
 class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
     seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
@@ -330,7 +383,9 @@ class Recipe(Strict):
     multicritique: MultiCritiqueConfig = MultiCritiqueConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     select: SelectConfig = SelectConfig()
+    decontaminate: DecontamConfig = DecontamConfig()
     train: TrainConfig = TrainConfig()
+    ablate: AblateConfig = AblateConfig()
     rounds: int = Field(
         1, ge=1, le=20, description="generate -> train rounds; round t+1 uses round t's model"
     )

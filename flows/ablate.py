@@ -1,0 +1,272 @@
+"""`selfalign ablate RECIPE`: does the curated data make the model better, against controls?
+
+    base                   the model itself, untrained
+    corpus-only, random, recipe, recipe-minus-<stage>      (flows/ablation_data.py)
+
+Every trained variant gets one LoRA (the recipe's `train.lora` / `train.sft`, one pass over its
+budgeted rows) from the same base model and the same training-token budget, and is measured on the
+held-out dev and test splits (answer loss, multiple-choice acc / acc_norm with
+lm-evaluation-harness) and the general set; the report compares each with base on the same
+questions. Writes, under <run>/ablation/:
+
+    <variant>/train.jsonl, <variant>/model/   what it trained on, its adapter + merged model
+    tasks/                                    the lm-eval task files (rerun them with `lm_eval`)
+    ablation.json, ablation.md, ablation.png  every number, the table, the chart
+
+and a section of the export's data card and a dashboard artifact. Curation (when a variant needs
+generated data), training and evaluation are cached Prefect tasks keyed by content: a rerun trains
+and evaluates nothing. DPO is not part of an ablation (SFT only).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+
+from filters.decontam import HeldoutIndex, decontaminate
+from flows import ablation_data as data
+from flows import ablation_report as report
+from flows.artifacts import artifact_key, publish
+from flows.decontaminate import heldout_index, heldout_sources
+from flows.export import export_row
+from flows.recipe import MINUS_STAGES, Recipe, with_overrides
+from flows.tasks import code_version, content_key, given_key
+from flows.train import EVAL_CODE, TRAIN_CODE, cached, file_digest, release_inference, sft_task
+from generators.corpus import load_corpus
+from generators.errors import SelfAlignError
+from generators.io import write_jsonl_atomic, write_text_atomic
+from generators.models import resolve_model
+from generators.records import Record
+
+MC_CODE = ("trainers.mc", "filters.calibration")
+
+
+@task(cache_key_fn=given_key, persist_result=True)
+def evaluate_variant(
+    key: str, model_path: str, eval_cfg: dict[str, Any], task_dir: str, tasks: dict[str, str]
+) -> dict[str, Any]:
+    """Answer losses (dev, test, general) and multiple-choice scores ({split: task}) of a model."""
+    from flows.train import evaluate_model
+
+    out: dict[str, Any] = {"eval": evaluate_model.fn("", model_path, eval_cfg), "mc": {}}
+    if tasks:
+        from trainers.mc import score_tasks
+
+        scores = score_tasks(model_path, Path(task_dir), list(tasks.values()))
+        out["mc"] = {split: scores[name] for split, name in tasks.items()}
+    return out
+
+
+def mc_tasks(r: Recipe, folder: Path) -> dict[str, str]:
+    """Write the dev and test multiple-choice tasks; {split: lm-eval task name}."""
+    from filters.calibration import load_qa, mc_items
+    from flows.calibrate import dev_rows
+    from trainers.mc import write_task
+
+    ev = r.train.eval
+    rows = load_qa(ev.domain)
+    dev = dev_rows(r, rows)[: ev.domain_size]
+    dev_ids = {row["id"] for row in dev_rows(r, rows)}
+    test = [row for row in rows if row["id"] not in dev_ids][: ev.domain_size]
+    stem = "selfalign_" + re.sub(r"\W", "_", r.name)
+    tasks = {}
+    for split, part in (("dev", dev), ("test", test)):
+        write_task(mc_items(part, seed=r.ablate.seed), folder, f"{stem}_{split}")
+        tasks[split] = f"{stem}_{split}"
+    return tasks
+
+
+def expand(variants: list[str], stages_run: list[str]) -> list[str]:
+    """'recipe-minus-all' -> one recipe-minus-<stage> per judged/selection stage that ran;
+    a minus variant of a stage the run does not have is an error."""
+    out: list[str] = []
+    for name in variants:
+        if name == "recipe-minus-all":
+            out += [f"recipe-minus-{s}" for s in MINUS_STAGES if s in stages_run]
+        elif (
+            name.startswith("recipe-minus-")
+            and name.removeprefix("recipe-minus-") not in stages_run
+        ):
+            raise SelfAlignError(f"ablate: variant {name}: the run has no stage '{name[13:]}'")
+        else:
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def _record(row: dict[str, Any]) -> Record:
+    """A record from an export row; a row with only `messages` (a hand-made train.jsonl) gives
+    instruction = its user turn, output = its assistant turn."""
+    if "instruction" in row:
+        return Record.from_dict(row)
+    user, answer = row["messages"][0]["content"], row["messages"][-1]["content"]
+    return Record(user, output=answer)
+
+
+def curated_records(run: Path) -> list[Record]:
+    path = run / "export" / "train.jsonl"
+    if not path.is_file():
+        raise SelfAlignError(f"{run}: no export/train.jsonl (run `selfalign run` first)")
+    with path.open(encoding="utf-8") as f:
+        return [_record(json.loads(line)) for line in f if line.strip()]
+
+
+def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list[Record]]:
+    """Each variant's records before decontamination and budgeting."""
+    curated = curated_records(run) if set(variants) - {"corpus-only"} else []
+    out: dict[str, list[Record]] = {}
+    for name in variants:
+        if name == "corpus-only":
+            corpus = load_corpus(r.corpus.path, r.corpus.chunk_words, r.corpus.overlap_words)
+            out[name] = data.corpus_rows([(p.id, p.text) for p in corpus.passages])
+        elif name == "random":
+            out[name] = data.random_rows(run, len(curated), r.ablate.seed)
+        elif name == "recipe":
+            out[name] = curated
+        else:
+            out[name] = data.minus_rows(run, curated, name.removeprefix("recipe-minus-"))
+    return out
+
+
+def token_lengths(model_path: str, records: list[Record], max_length: int) -> list[int]:
+    """Tokens the trainer sees per record (prompt + answer under the chat template, capped)."""
+    from transformers import AutoTokenizer
+
+    from trainers.evaluate import encode_example
+
+    tok = AutoTokenizer.from_pretrained(model_path)
+    rows = [export_row(rec)["messages"] for rec in records]
+    return [
+        min(len(encode_example(tok, m[0]["content"], m[1]["content"])[0]), max_length) for m in rows
+    ]
+
+
+def train_variant(r: Recipe, run: Path, base, name: str, rows: list[Record]) -> dict[str, Any]:
+    """Write the variant's rows and train one LoRA on them (cached by content)."""
+    folder = run / "ablation" / name
+    write_jsonl_atomic(folder / "train.jsonl", (export_row(rec) for rec in rows))
+    cfg = r.train.model_dump()
+    cfg["sft"] = {**cfg["sft"], "num_train_epochs": 1}  # the rows already repeat to the budget
+    key = content_key("ablate-sft", base.model_id, file_digest(folder / "train.jsonl"), cfg,
+                      code_version(TRAIN_CODE))  # fmt: skip
+    return cached(sft_task, run / "cache", folder / "model", key=key, model_path=base.path,
+                  data=str(folder / "train.jsonl"), out=str(folder / "model"), cfg=cfg)  # fmt: skip
+
+
+def measure(r: Recipe, run: Path, ref, task_dir: Path, tasks: dict[str, str]) -> dict[str, Any]:
+    eval_cfg = r.train.eval.model_dump()
+    files = [file_digest(Path(p)) for p in (r.train.eval.domain, r.train.eval.general) if p]
+    files += [file_digest(task_dir / f"{name}.jsonl") for name in tasks.values()]
+    key = content_key("ablate-eval", ref.model_id, eval_cfg, files, tasks,
+                      code_version(EVAL_CODE + MC_CODE))  # fmt: skip
+    return cached(evaluate_variant, run / "cache", None, key=key, model_path=ref.path,
+                  eval_cfg=eval_cfg, task_dir=str(task_dir), tasks=tasks)  # fmt: skip
+
+
+def decontaminated(r: Recipe, sets: dict[str, list[Record]]) -> tuple[dict, dict[str, int]]:
+    """Every variant's records with held-out overlaps removed, and how many each lost."""
+    sources = heldout_sources(r)
+    index = heldout_index(sources, r.decontaminate.n) if sources else HeldoutIndex.build([])
+    out, dropped = {}, {}
+    for name, records in sets.items():
+        kept, out_ = decontaminate(records, index)
+        out[name], dropped[name] = kept, len(out_)
+    return out, dropped
+
+
+@flow(name="ablate")
+def ablate(
+    recipe: dict[str, Any], overrides: list[str] | None = None, run_dir: str | None = None
+) -> dict[str, Any]:
+    """Train and measure every variant of the recipe; returns ablation.json's content."""
+    from flows.pipeline import curate
+    from trainers.heldout import split_summary
+
+    r, log = with_overrides(recipe, overrides or []), get_run_logger()
+    if not r.train.eval.domain:
+        raise SelfAlignError("ablate needs train.eval.domain (the held-out domain QA)")
+    needs_run = set(r.ablate.variants) != {"corpus-only"}
+    if run_dir:
+        run = Path(run_dir).resolve()
+    elif needs_run:
+        run = curate(r)  # cached: a finished run is not generated again
+    else:
+        run = (Path(r.runs_dir) / r.name).resolve()
+    release_inference()
+    manifest = run / "manifest.json"
+    stages_run = (
+        [s["stage"] for s in json.loads(manifest.read_text())["stages"]]
+        if manifest.is_file()
+        else []
+    )
+    variants = expand(r.ablate.variants, stages_run)
+    base = resolve_model(r.train.model or r.model.name)
+    max_length = int(r.train.sft.get("max_length", 512))
+    sets, lost = decontaminated(r, variant_records(r, run, variants))
+    lengths = {name: token_lengths(base.path, recs, max_length) for name, recs in sets.items()}
+    reference = lengths.get("recipe") or next(iter(lengths.values()), [])
+    budget = r.ablate.token_budget or max(1, round(sum(reference) * r.ablate.epochs))
+    out = run / "ablation"
+    task_dir = out / "tasks"
+    tasks = mc_tasks(r, task_dir) if r.ablate.mc else {}
+    result_variants: dict[str, Any] = {"base": {"model": base.path, "rows": 0, "tokens": 0}}
+    for name in variants:
+        order = data.budget_rows(lengths[name], budget, r.ablate.seed)
+        rows = [sets[name][i] for i in order]
+        log.info("ablate %s: %d distinct rows, %d rows in the budget of %d tokens",
+                 name, len(sets[name]), len(rows), budget)  # fmt: skip
+        trained = train_variant(r, run, base, name, rows)
+        result_variants[name] = {
+            "model": trained["merged"], "distinct_rows": len(sets[name]), "rows": len(rows),
+            "tokens": sum(lengths[name][i] for i in order), "decontaminated": lost[name],
+            "steps": trained["steps"], "train_seconds": trained["seconds"],
+            "first_loss": trained["first_loss"], "last_loss": trained["last_loss"],
+        }  # fmt: skip
+    reports = {}
+    for name, v in result_variants.items():
+        ref = base if name == "base" else resolve_model(v["model"])
+        reports[name] = measure(r, run, ref, task_dir, tasks)
+        log.info("ablate %s measured", name)
+    for name, v in result_variants.items():
+        v["metrics"] = report.compare(reports["base"], reports[name], seed=r.ablate.seed)
+        v["eval_seconds"] = reports[name]["eval"]["seconds"]
+    dev, test = _split(r)
+    result = {
+        "recipe": r.name,
+        "run": str(run),
+        "base_model": base.path,
+        "token_budget": budget,
+        "split": split_summary(dev, test, r.train.eval.split_seed, r.train.eval.test_fraction),
+        "mc_tasks": {split: str(task_dir / f"{name}.yaml") for split, name in tasks.items()},
+        "variants": result_variants,
+    }
+    write_outputs(run, result, reports)
+    return result
+
+
+def _split(r: Recipe) -> tuple[list, list]:
+    from flows.train import domain_split
+
+    return domain_split(r.train.eval.model_dump())
+
+
+def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) -> None:
+    """ablation.json (+ per-question scores), ablation.md, ablation.png, the data card section,
+    and the dashboard artifact."""
+    out = run / "ablation"
+    full = {**result, "per_question": reports}
+    write_text_atomic(out / "ablation.json", json.dumps(full, indent=2, ensure_ascii=False))
+    section = report.card_section(result)
+    body = report.explanation(result) + "\n" + report.markdown_table(result)
+    write_text_atomic(out / "ablation.md", f"# Ablation: {result['recipe']}\n\n{body}")
+    png = report.chart_png(result)
+    if png is not None:
+        (out / "ablation.png").write_bytes(png)
+    card = run / "export" / "README.md"
+    if card.is_file():
+        write_text_atomic(card, report.with_card_section(card.read_text(encoding="utf-8"), section))
+    key = artifact_key(result["recipe"], 1, "ablation")
+    publish([("markdown", key, section, "Variants vs base on the held-out splits")])

@@ -1,0 +1,90 @@
+"""The training data of each ablation variant, and the equal training-token budget.
+
+    corpus-only            one row per corpus passage: user = its first sentence, assistant = the
+                           rest (no LLM involved); the control a pipeline must beat
+    random                 a seeded random subset of the *unfiltered* generations (every answered
+                           record of the respond stage), as many as the curated set has
+    recipe                 the curated export (export/train.jsonl)
+    recipe-minus-<stage>   the export plus the records <stage> dropped, as they were when it
+                           dropped them; the other stages' verdicts stand. Exact for the last
+                           stage of a run; for an earlier one, the records it dropped did not go
+                           through the stages after it (an approximation, said in the report)
+
+Every variant's rows go through the same decontamination as the export, then are repeated in
+seeded passes until they hold the same number of training tokens (prompt + answer, as the
+trainer sees them, cut at its max_length), so no variant wins by seeing more text.
+
+Not handled: mixing variants; a budget smaller than one row (the first row is always taken).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+
+from flows.rundir import read_records
+from generators.errors import SelfAlignError
+from generators.records import Record
+
+# The first sentence ends at ., ! or ? followed by a space and an upper-case letter or digit
+# ("e.g. the" and "3.5 nm" do not end it).
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\"'])")
+
+
+def first_sentence(text: str) -> tuple[str, str]:
+    """('The cell divides.', 'It then grows.') from 'The cell divides. It then grows.'."""
+    parts = _SENTENCE_END.split(text.strip(), maxsplit=1)
+    return (parts[0], parts[1]) if len(parts) == 2 else (parts[0], "")
+
+
+def corpus_rows(passages: list[tuple[str, str]]) -> list[Record]:
+    """One record per (id, text) passage with a second sentence: first sentence -> the rest."""
+    rows = []
+    for pid, text in passages:
+        head, rest = first_sentence(text)
+        if rest.strip():
+            rows.append(
+                Record(head, output=rest, id=pid, passages=(pid,), meta={"origin": "corpus"})
+            )
+    return rows
+
+
+def stage_records(run_dir: Path, stage: str, part: str = "kept") -> list[Record]:
+    """A stage's kept (or rejected) records from its stages/NN-<stage>/ folder."""
+    folders = sorted((run_dir / "stages").glob(f"[0-9][0-9]-{stage}"))
+    if not folders:
+        raise SelfAlignError(f"{run_dir}: no stage '{stage}' (stages/NN-{stage}/)")
+    return read_records(folders[-1] / f"{part}.parquet")
+
+
+def random_rows(run_dir: Path, size: int, seed: int) -> list[Record]:
+    """`size` answered records picked at random before any judge or selection ran."""
+    answered = stage_records(run_dir, "respond")
+    return random.Random(seed).sample(answered, min(size, len(answered)))
+
+
+def minus_rows(run_dir: Path, curated: list[Record], stage: str) -> list[Record]:
+    """The curated records plus those `stage` dropped (in run order: curated first)."""
+    dropped = stage_records(run_dir, stage, "rejected")
+    ids = {r.id for r in curated}
+    return curated + [r for r in dropped if r.id not in ids]
+
+
+def budget_rows(lengths: list[int], budget: int, seed: int) -> list[int]:
+    """Row indices in seeded passes (each a new permutation) until their lengths reach `budget`.
+
+    budget_rows([10, 10, 10], 25, 0) -> three indices, a permutation of [0, 1, 2].
+    """
+    if not lengths:
+        raise SelfAlignError("ablate: a variant has no training rows")
+    rng, order, total = random.Random(seed), [], 0
+    while total < budget:
+        batch = list(range(len(lengths)))
+        rng.shuffle(batch)
+        for i in batch:
+            order.append(i)
+            total += lengths[i]
+            if total >= budget:
+                break
+    return order

@@ -1,0 +1,159 @@
+"""The ablation's comparison of every variant with the base model: numbers, table, chart.
+
+Each metric of a variant is compared with the base model on the same questions (paired
+bootstrap, trainers/heldout.py): answer losses as a relative change (-0.10 = 10% lower, better),
+multiple-choice accuracies as a difference in points of 1.0 (+0.10 = ten points more, better).
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from trainers.heldout import difference_ci, mean_ci, relative_change_ci
+
+LOSSES = ("test", "dev", "general")
+ACCURACIES = ("acc", "acc_norm")
+CARD_HEADING = "## Ablation"
+
+
+def _loss(report: dict[str, Any], split: str) -> dict[str, list] | None:
+    per_q = report["eval"]["per_question"].get(split)
+    return per_q if per_q and per_q["ids"] else None
+
+
+def compare(base: dict[str, Any], variant: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """{metric: {"value", "lo", "hi", "change": {"value", "lo", "hi"} | None}} for one variant.
+
+    Metrics: <split>_loss for test, dev, general; <split>_<acc|acc_norm> for test and dev.
+    `change` is None for the base model itself.
+    """
+    out: dict[str, Any] = {}
+    same = base is variant
+    for split in LOSSES:
+        b, v = _loss(base, split), _loss(variant, split)
+        if v is None:
+            continue
+        cell = mean_ci(v["nll"], v["tokens"], seed=seed)
+        cell["change"] = (
+            None if same else relative_change_ci(b["nll"], v["nll"], b["tokens"], seed=seed)
+        )
+        out[f"{split}_loss"] = cell
+    for split, scores in (variant.get("mc") or {}).items():
+        for metric in ACCURACIES:
+            values = scores[f"{metric}_per_q"]
+            cell = mean_ci(values, seed=seed)
+            before = base["mc"][split][f"{metric}_per_q"]
+            cell["change"] = None if same else difference_ci(before, values, seed=seed)
+            out[f"{split}_{metric}"] = cell
+    return out
+
+
+def _pct(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['value']:+.1%} [{cell['lo']:+.1%}, {cell['hi']:+.1%}]"
+
+
+def _pts(cell: dict[str, float] | None) -> str:
+    if not cell:
+        return "-"
+    return f"{cell['value'] * 100:+.1f} [{cell['lo'] * 100:+.1f}, {cell['hi'] * 100:+.1f}]"
+
+
+def _value(metrics: dict[str, Any], key: str, percent: bool) -> str:
+    cell = metrics.get(key)
+    if not cell:
+        return "-"
+    if percent:
+        return f"{cell['value']:.1%}"
+    return f"{cell['value']:.3f}"
+
+
+COLUMNS = (  # (metric, header, is an accuracy)
+    ("test_loss", "test domain loss", False),
+    ("test_acc_norm", "test MC acc_norm", True),
+    ("test_acc", "test MC acc", True),
+    ("general_loss", "general loss", False),
+    ("dev_loss", "dev domain loss", False),
+    ("dev_acc_norm", "dev MC acc_norm", True),
+)
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """Variant x metric: the value, and under it the change vs base with its 95% interval."""
+    cols = [c for c in COLUMNS if any(c[0] in v["metrics"] for v in result["variants"].values())]
+    lines = [
+        "| variant | rows | tokens | " + " | ".join(h for _, h, _ in cols) + " |",
+        "|---|---|---|" + "---|" * len(cols),
+    ]
+    for name, v in result["variants"].items():
+        cells = []
+        for key, _, is_acc in cols:
+            cell = v["metrics"].get(key) or {}
+            change = (_pts if is_acc else _pct)(cell.get("change"))
+            shown = _value(v["metrics"], key, is_acc)
+            cells.append(shown if name == "base" else f"{shown}<br>Δ {change}")
+        rows, tokens = v.get("rows", 0), v.get("tokens", 0)
+        lines.append(f"| {name} | {rows} | {tokens} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def explanation(result: dict[str, Any]) -> str:
+    """How to read the table, with the split sizes and budget of this run."""
+    split = result["split"]
+    return (
+        f"Base model `{result['base_model']}`; every trained variant saw {result['token_budget']} "
+        f"training tokens (prompt + answer). Test split: {split['test_n']} questions, dev: "
+        f"{split['dev_n']} (split seed {split['seed']}; nothing is tuned on test). Δ is the change "
+        "vs base on the same questions with its paired-bootstrap 95% interval: losses relative "
+        "(negative is better), accuracies in points (positive is better). An interval that "
+        "contains 0 is within the noise. MC: 4 choices (gold + 3 distractors), chance is 25%.\n"
+    )
+
+
+def card_section(result: dict[str, Any]) -> str:
+    """The data card's ablation section."""
+    return f"{CARD_HEADING}\n\n{explanation(result)}\n{markdown_table(result)}"
+
+
+def with_card_section(card: str, section: str) -> str:
+    """The card with its ablation section replaced (or appended)."""
+    head = card.split(f"\n{CARD_HEADING}\n", 1)[0].rstrip("\n")
+    return f"{head}\n\n{section}"
+
+
+def chart_png(result: dict[str, Any]) -> bytes | None:
+    """Bars of the test-loss change and test acc_norm change per variant, whiskers at the
+    interval ends; None without Pillow."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError:
+        return None
+    names = [n for n in result["variants"] if n != "base"]
+    panels = [
+        ("test domain loss change (%)", "test_loss"),
+        ("test acc_norm change (pts)", "test_acc_norm"),
+    ]
+    row, left, width, panel_h = 24, 170, 720, 40 + 24 * max(len(names), 1)
+    image = Image.new("RGB", (width, panel_h * len(panels) + 10), "white")
+    draw = ImageDraw.Draw(image)
+    for p, (title, key) in enumerate(panels):
+        top = 10 + p * panel_h
+        draw.text((8, top), title, fill="black")
+        cells = [(result["variants"][n]["metrics"].get(key) or {}).get("change") for n in names]
+        span = max([abs(c[k]) for c in cells if c for k in ("lo", "hi")] + [1e-9])
+        zero, scale = left + (width - left - 20) / 2, (width - left - 40) / 2 / span
+        draw.line([zero, top + 18, zero, top + panel_h - 8], fill="gray")
+        for i, (name, cell) in enumerate(zip(names, cells, strict=True)):
+            y = top + 20 + i * row
+            draw.text((8, y + 4), name, fill="black")
+            if not cell:
+                continue
+            x = zero + cell["value"] * scale
+            draw.rectangle([min(zero, x), y + 3, max(zero, x), y + row - 5], fill=(46, 99, 196))
+            lo, hi = zero + cell["lo"] * scale, zero + cell["hi"] * scale
+            draw.line([lo, y + row // 2, hi, y + row // 2], fill="black", width=2)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,93 @@
+"""The ablation's pure parts: variant rows, the token budget, the comparison and its table."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.ablate import expand
+from flows.ablation_data import budget_rows, corpus_rows, first_sentence, minus_rows
+from flows.ablation_report import card_section, compare, markdown_table, with_card_section
+from flows.rundir import write_stage
+from generators.errors import SelfAlignError
+from generators.records import Record
+
+
+def test_first_sentence_and_corpus_rows() -> None:
+    assert first_sentence("The cell divides. It then grows.") == (
+        "The cell divides.",
+        "It then grows.",
+    )
+    assert first_sentence("Sizes are 3.5 nm, e.g. in yeast. Next one.")[0] == (
+        "Sizes are 3.5 nm, e.g. in yeast."
+    )
+    assert first_sentence("One sentence only.") == ("One sentence only.", "")
+    rows = corpus_rows([("p1", "Head here. Body one. Body two."), ("p2", "Alone.")])
+    assert [(r.instruction, r.output, r.passages) for r in rows] == [
+        ("Head here.", "Body one. Body two.", ("p1",))
+    ]
+    assert rows[0].meta == {"origin": "corpus"}
+
+
+def test_budget_rows_repeats_in_seeded_passes_until_the_budget() -> None:
+    order = budget_rows([10, 10, 10], 25, seed=0)
+    assert sorted(order) == [0, 1, 2]
+    long = budget_rows([10, 20, 30], 130, seed=1)
+    assert sum([10, 20, 30][i] for i in long) >= 130
+    assert sum([10, 20, 30][i] for i in long[:-1]) < 130  # stops at the first row past it
+    assert sorted(long[:3]) == [0, 1, 2] and sorted(long[3:6]) == [0, 1, 2]
+    assert budget_rows([10, 20, 30], 130, seed=1) == long
+    assert budget_rows([5], 1, seed=0) == [0]
+    with pytest.raises(SelfAlignError, match="no training rows"):
+        budget_rows([], 10, seed=0)
+
+
+def test_minus_rows_adds_what_the_stage_dropped(tmp_path) -> None:
+    kept = [Record("keep me", "a", id="k1")]
+    dropped = [Record("dropped", "b", id="d1").drop("rating", "judge_score_2_lt_4")]
+    write_stage(tmp_path, 9, "rating", kept, dropped)
+    rows = minus_rows(tmp_path, kept, "rating")
+    assert [r.id for r in rows] == ["k1", "d1"]
+    with pytest.raises(SelfAlignError, match="no stage 'select'"):
+        minus_rows(tmp_path, kept, "select")
+
+
+def test_expand_minus_variants() -> None:
+    stages = ["corpus", "respond", "rating", "select", "decontaminate"]
+    assert expand(["corpus-only", "recipe-minus-all"], stages) == [
+        "corpus-only",
+        "recipe-minus-rating",
+        "recipe-minus-select",
+    ]
+    with pytest.raises(SelfAlignError, match="no stage 's3ft'"):
+        expand(["recipe-minus-s3ft"], stages)
+
+
+def _report(nll: list[float], acc_norm: list[int]) -> dict:
+    per_q = {"ids": [f"q{i}" for i in range(len(nll))], "nll": nll, "tokens": [1] * len(nll)}
+    mc = {"acc_per_q": acc_norm, "acc_norm_per_q": acc_norm}
+    return {"eval": {"per_question": {"test": per_q, "dev": per_q}}, "mc": {"test": mc}}
+
+
+def test_compare_and_table() -> None:
+    base = _report([2.0] * 8, [0, 0, 1, 1] * 2)
+    better = _report([1.8] * 8, [1, 0, 1, 1] * 2)
+    metrics = compare(base, better)
+    assert metrics["test_loss"]["value"] == pytest.approx(1.8)
+    assert metrics["test_loss"]["change"]["value"] == pytest.approx(-0.1)
+    assert metrics["test_acc_norm"]["change"]["value"] == pytest.approx(0.25)
+    assert compare(base, base)["test_loss"]["change"] is None
+    result = {
+        "variants": {
+            "base": {"rows": 0, "tokens": 0, "metrics": compare(base, base)},
+            "recipe": {"rows": 8, "tokens": 800, "metrics": metrics},
+        },
+        "split": {"dev_n": 8, "test_n": 8, "seed": 0},
+        "base_model": "m",
+        "token_budget": 800,
+    }
+    table = markdown_table(result)
+    assert "| recipe | 8 | 800 | 1.800<br>Δ -10.0% [-10.0%, -10.0%] | 75.0%<br>Δ +25.0" in table
+    assert table.splitlines()[2].startswith("| base | 0 | 0 | 2.000 | 50.0% |")
+    card = with_card_section("# card\n\ntext\n", card_section(result))
+    assert card.startswith("# card\n\ntext\n\n## Ablation\n")
+    assert with_card_section(card, card_section(result)) == card  # replaced, not appended
