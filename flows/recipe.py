@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8
@@ -350,18 +357,19 @@ class AblateConfig(Strict):
     mc: bool = Field(True, description="multiple-choice accuracy with lm-evaluation-harness")
     seed: int = Field(0, description="row order, the random subset, and the bootstrap")
 
-    @model_validator(mode="after")
-    def _known_variants(self) -> AblateConfig:
-        for name in self.variants:
+    @field_validator("variants")
+    @classmethod
+    def _known_variants(cls, variants: list[str]) -> list[str]:
+        for name in variants:
             stage = name.removeprefix("recipe-minus-")
             if name not in ABLATE_VARIANTS and stage not in (*MINUS_STAGES, "all"):
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
                     f"recipe-minus-all or recipe-minus-<{'|'.join(MINUS_STAGES)}>"
                 )
-        if len(set(self.variants)) != len(self.variants):
+        if len(set(variants)) != len(variants):
             raise ValueError("a variant is listed twice")
-        return self
+        return variants
 
 
 class Recipe(Strict):

@@ -101,3 +101,34 @@ def test_generate_with_transformers_backend(default_model):
     assert row["prompt"] == "What is the capital of France?"
     assert "Paris" in row["completions"][0]
     assert row["model"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+
+
+ABLATE_RECIPE = (
+    "name: abl\nseeds: {data}/seeds.jsonl\ncorpus:\n  path: {data}/corpus.jsonl\nruns_dir: {runs}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("extra", "args", "needles"),
+    [
+        ("", (), ["'train.eval.domain' is not set"]),
+        (
+            "train:\n  eval:\n    domain: {data}/heldout_qa.jsonl\nablate:\n  variants: [best]\n",
+            (),
+            ["'ablate.variants'", "unknown variant 'best'"],
+        ),
+        (
+            "train:\n  eval:\n    domain: {data}/heldout_qa.jsonl\n",
+            ("--run", "{runs}/nothing"),
+            ["no export/train.jsonl"],
+        ),
+    ],
+)
+def test_ablate_bad_input_is_one_line_and_writes_nothing(tmp_path, extra, args, needles):
+    data = Path(__file__).resolve().parents[2] / "data" / "biomed"
+    runs = tmp_path / "runs"
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text((ABLATE_RECIPE + extra).format(data=data, runs=runs))
+    proc = run_cli("ablate", str(recipe), *(a.format(runs=runs) for a in args))
+    assert_one_line_error(proc, *needles)
+    assert not runs.exists()
