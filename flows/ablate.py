@@ -32,10 +32,18 @@ from flows import ablation_data as data
 from flows import ablation_report as report
 from flows.artifacts import artifact_key, publish
 from flows.decontaminate import heldout_index, heldout_sources
-from flows.export import export_row
+from flows.export import export_row, user_message
 from flows.recipe import MINUS_STAGES, Recipe, with_overrides
 from flows.tasks import code_version, content_key, given_key
-from flows.train import EVAL_CODE, TRAIN_CODE, cached, file_digest, release_inference, sft_task
+from flows.train import (
+    EVAL_CODE,
+    TRAIN_CODE,
+    cached,
+    file_digest,
+    release_inference,
+    sft_task,
+    split_record,
+)
 from generators.corpus import load_corpus
 from generators.errors import SelfAlignError
 from generators.io import write_jsonl_atomic, write_text_atomic
@@ -43,6 +51,13 @@ from generators.models import resolve_model
 from generators.records import Record
 
 MC_CODE = ("trainers.mc", "filters.calibration")
+MINUS = "recipe-minus-"
+RUNLESS = {"corpus-only"}  # variants that need no curated run
+
+
+def needs_run(variants: list[str]) -> bool:
+    """Whether any variant trains on what a curation run produced."""
+    return bool(set(variants) - RUNLESS)
 
 
 @task(cache_key_fn=given_key, persist_result=True)
@@ -64,19 +79,16 @@ def evaluate_variant(
 def mc_tasks(r: Recipe, folder: Path) -> dict[str, str]:
     """Write the dev and test multiple-choice tasks; {split: lm-eval task name}."""
     from filters.calibration import load_qa, mc_items
-    from flows.calibrate import dev_rows
+    from trainers.heldout import split
     from trainers.mc import write_task
 
     ev = r.train.eval
-    rows = load_qa(ev.domain)
-    dev = dev_rows(r, rows)[: ev.domain_size]
-    dev_ids = {row["id"] for row in dev_rows(r, rows)}
-    test = [row for row in rows if row["id"] not in dev_ids][: ev.domain_size]
+    halves = split(load_qa(ev.domain), ev.split_seed, ev.test_fraction, key=lambda row: row["id"])
     stem = "selfalign_" + re.sub(r"\W", "_", r.name)
     tasks = {}
-    for split, part in (("dev", dev), ("test", test)):
-        write_task(mc_items(part, seed=r.ablate.seed), folder, f"{stem}_{split}")
-        tasks[split] = f"{stem}_{split}"
+    for name, part in zip(("dev", "test"), halves, strict=True):
+        items = mc_items(part[: ev.domain_size], seed=r.ablate.seed)
+        tasks[name] = write_task(items, folder, f"{stem}_{name}").stem
     return tasks
 
 
@@ -86,12 +98,11 @@ def expand(variants: list[str], stages_run: list[str]) -> list[str]:
     out: list[str] = []
     for name in variants:
         if name == "recipe-minus-all":
-            out += [f"recipe-minus-{s}" for s in MINUS_STAGES if s in stages_run]
-        elif (
-            name.startswith("recipe-minus-")
-            and name.removeprefix("recipe-minus-") not in stages_run
-        ):
-            raise SelfAlignError(f"ablate: variant {name}: the run has no stage '{name[13:]}'")
+            out += [f"{MINUS}{s}" for s in MINUS_STAGES if s in stages_run]
+        elif name.startswith(MINUS) and name.removeprefix(MINUS) not in stages_run:
+            raise SelfAlignError(
+                f"ablate: variant {name}: the run has no stage '{name.removeprefix(MINUS)}'"
+            )
         else:
             out.append(name)
     return list(dict.fromkeys(out))
@@ -116,7 +127,7 @@ def curated_records(run: Path) -> list[Record]:
 
 def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list[Record]]:
     """Each variant's records before decontamination and budgeting."""
-    curated = curated_records(run) if set(variants) - {"corpus-only"} else []
+    curated = curated_records(run) if needs_run(variants) else []
     out: dict[str, list[Record]] = {}
     for name in variants:
         if name == "corpus-only":
@@ -127,7 +138,7 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
         elif name == "recipe":
             out[name] = curated
         else:
-            out[name] = data.minus_rows(run, curated, name.removeprefix("recipe-minus-"))
+            out[name] = data.minus_rows(run, curated, name.removeprefix(MINUS))
     return out
 
 
@@ -138,10 +149,8 @@ def token_lengths(model_path: str, records: list[Record], max_length: int) -> li
     from trainers.evaluate import encode_example
 
     tok = AutoTokenizer.from_pretrained(model_path)
-    rows = [export_row(rec)["messages"] for rec in records]
-    return [
-        min(len(encode_example(tok, m[0]["content"], m[1]["content"])[0]), max_length) for m in rows
-    ]
+    lengths = (len(encode_example(tok, user_message(rec), rec.output)[0]) for rec in records)
+    return [min(n, max_length) for n in lengths]
 
 
 def train_variant(r: Recipe, run: Path, base, name: str, rows: list[Record]) -> dict[str, Any]:
@@ -183,15 +192,13 @@ def ablate(
 ) -> dict[str, Any]:
     """Train and measure every variant of the recipe; returns ablation.json's content."""
     from flows.pipeline import curate
-    from trainers.heldout import split_summary
 
     r, log = with_overrides(recipe, overrides or []), get_run_logger()
     if not r.train.eval.domain:
         raise SelfAlignError("ablate needs train.eval.domain (the held-out domain QA)")
-    needs_run = set(r.ablate.variants) != {"corpus-only"}
     if run_dir:
         run = Path(run_dir).resolve()
-    elif needs_run:
+    elif needs_run(r.ablate.variants):
         run = curate(r)  # cached: a finished run is not generated again
     else:
         run = (Path(r.runs_dir) / r.name).resolve()
@@ -233,24 +240,17 @@ def ablate(
     for name, v in result_variants.items():
         v["metrics"] = report.compare(reports["base"], reports[name], seed=r.ablate.seed)
         v["eval_seconds"] = reports[name]["eval"]["seconds"]
-    dev, test = _split(r)
     result = {
         "recipe": r.name,
         "run": str(run),
         "base_model": base.path,
         "token_budget": budget,
-        "split": split_summary(dev, test, r.train.eval.split_seed, r.train.eval.test_fraction),
+        "split": split_record(reports["base"]["eval"], r.train.eval.model_dump()),
         "mc_tasks": {split: str(task_dir / f"{name}.yaml") for split, name in tasks.items()},
         "variants": result_variants,
     }
     write_outputs(run, result, reports)
     return result
-
-
-def _split(r: Recipe) -> tuple[list, list]:
-    from flows.train import domain_split
-
-    return domain_split(r.train.eval.model_dump())
 
 
 def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) -> None:

@@ -70,12 +70,14 @@ def domain_split(eval_cfg: dict[str, Any]) -> tuple[list, list]:
     )  # fmt: skip
 
 
-def split_record(eval_cfg: dict[str, Any]) -> dict[str, Any]:
-    """The split as metrics.json and ablation.json record it (ids and sizes of dev and test)."""
+def split_record(report: dict[str, Any], eval_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The split an evaluation scored, as metrics.json and ablation.json record it."""
     from trainers.heldout import split_summary
 
-    dev, test = domain_split(eval_cfg)
-    return split_summary(dev, test, eval_cfg["split_seed"], eval_cfg["test_fraction"])
+    per_q = report["per_question"]
+    return split_summary(
+        per_q["dev"]["ids"], per_q["test"]["ids"], eval_cfg["split_seed"], eval_cfg["test_fraction"]
+    )
 
 
 @task(cache_key_fn=given_key, persist_result=True)
@@ -188,7 +190,7 @@ def fine_tune(
         "after": after,
         "sft": sft,
         "dpo": dpo,
-        "split": split_record(r.train.eval.model_dump()),
+        "split": split_record(before, r.train.eval.model_dump()),
         "promoted": promoted,
         "decision": reason,
         "next_model": trained.path if promoted else start,

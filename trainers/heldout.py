@@ -111,15 +111,15 @@ def difference_ci(
     return _interval((a - b)[idx].mean(1), float((a - b).mean()))
 
 
-def split_summary(dev: list[Any], test: list[Any], seed: int, test_fraction: float) -> dict:
+def split_summary(dev_ids: list[str], test_ids: list[str], seed: int, test_fraction: float) -> dict:
     """What metrics.json records of a split: seed, fraction, sizes and the ids of each half."""
     return {
         "seed": seed,
         "test_fraction": test_fraction,
-        "dev_n": len(dev),
-        "test_n": len(test),
-        "dev_ids": [qa.id for qa in dev],
-        "test_ids": [qa.id for qa in test],
+        "dev_n": len(dev_ids),
+        "test_n": len(test_ids),
+        "dev_ids": list(dev_ids),
+        "test_ids": list(test_ids),
     }
 
 

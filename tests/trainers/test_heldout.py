@@ -56,7 +56,7 @@ def test_load_split_on_the_demo_heldout_set() -> None:
     assert 40 <= len(test) <= 80
     capped_dev, capped_test = load_split(str(DOMAIN_QA), seed=0, size=5)
     assert capped_dev == dev[:5] and capped_test == test[:5]
-    summary = split_summary(dev, test, 0, 0.5)
+    summary = split_summary([qa.id for qa in dev], [qa.id for qa in test], 0, 0.5)
     assert summary["dev_n"] == len(dev) and summary["test_ids"] == [qa.id for qa in test]
 
 
