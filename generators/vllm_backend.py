@@ -78,7 +78,11 @@ def get_engine(
         if cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
         log.info(
-            "starting vLLM engine for %s (%s, %s, eager=%s)", path, "cpu" if cpu else "gpu", dtype, eager
+            "starting vLLM engine for %s (%s, %s, eager=%s)",
+            path,
+            "cpu" if cpu else "gpu",
+            dtype,
+            eager,
         )
         kwargs: dict[str, Any] = {
             "model": path,
