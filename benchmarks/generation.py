@@ -240,6 +240,9 @@ def main() -> None:
             _child_distilabel(work, args.spans)
         return
 
+    sys.path.insert(0, str(ROOT))
+    from generators.vllm_backend import cpu_engine_env
+
     sides = {"ours": sys.executable, "raw": sys.executable}
     if Path(args.distilabel_python).exists():
         sides["distilabel"] = args.distilabel_python
@@ -261,9 +264,9 @@ def main() -> None:
         try:
             wait_healthy(server, "127.0.0.1", port, log)
             env = {
+                **cpu_engine_env(),  # every side's engine gets the same CPU settings
                 **os.environ,
                 "PREFECT_API_URL": api_url("127.0.0.1", port),
-                "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2"),
                 "HF_HUB_OFFLINE": "1",
                 "TRANSFORMERS_OFFLINE": "1",
                 "PYTHONPATH": str(ROOT),

@@ -59,6 +59,23 @@ def cpu_dtype(cpuinfo: str | None = None) -> str:
     return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
 
 
+SMALL_CPU_CORES = 4  # at most this many cores: the scheduler gets no core of its own
+
+
+def cpu_engine_env(cores: int | None = None) -> dict[str, str]:
+    """Environment defaults for a vLLM engine on CPU (a value already set is kept by callers).
+
+    vLLM reserves one core for its scheduler process and runs the model on the others: on a
+    2-core machine that is one compute thread. Sharing both cores with the scheduler measured
+    1.6x faster there (16 demo-sized prompts x 64 tokens: 21.1 s vs 34.6 s), so machines with
+    few cores reserve none."""
+    cores = cores if cores is not None else (os.cpu_count() or 1)
+    env = {"VLLM_CPU_KVCACHE_SPACE": CPU_KVCACHE_GIB}
+    if cores <= SMALL_CPU_CORES:
+        env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
+    return env
+
+
 def get_engine(
     path: str,
     *,
@@ -76,7 +93,8 @@ def get_engine(
         from vllm import LLM
 
         if cpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            for key, value in cpu_engine_env().items():
+                os.environ.setdefault(key, value)
         log.info(
             "starting vLLM engine for %s (%s, %s, eager=%s)",
             path,

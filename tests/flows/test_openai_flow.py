@@ -18,7 +18,7 @@ import pytest
 
 from flows.stages import derive_seed
 from flows.tasks import OPENAI_STATS
-from generators.vllm_backend import cpu_dtype
+from generators.vllm_backend import cpu_dtype, cpu_engine_env
 from tests.faultproxy import FaultProxy
 from tests.flows.test_cli import run_cli
 from tests.flows.test_flow import DATA, tiny_recipe
@@ -72,7 +72,7 @@ def server(default_model, tmp_path_factory):
         "--no-enable-prefix-caching",
     ]  # fmt: skip
     # the key goes through the environment (VLLM_API_KEY), not the visible command line
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_API_KEY": key}
+    env = {**cpu_engine_env(), **os.environ, "HF_HUB_OFFLINE": "1", "VLLM_API_KEY": key}
     with open(log, "w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"

@@ -61,3 +61,10 @@ def test_cpu_dtype_is_bfloat16_only_where_the_cpu_computes_it_natively():
     # AVX-512 without its bf16 extension still emulates bf16 matmuls
     assert cpu_dtype(avx2.replace("avx2", "avx2 avx512f")) == "float32"
     assert cpu_dtype("") == "float32"
+
+
+def test_cpu_engine_env_gives_small_machines_no_scheduler_core():
+    from generators.vllm_backend import cpu_engine_env
+
+    assert cpu_engine_env(2) == {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert cpu_engine_env(16) == {"VLLM_CPU_KVCACHE_SPACE": "2"}
