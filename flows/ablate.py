@@ -52,6 +52,7 @@ from generators.records import Record
 
 MC_CODE = ("trainers.mc", "filters.calibration")
 MINUS = "recipe-minus-"
+ORIGIN = "origin-"
 RUNLESS = {"corpus-only"}  # variants that need no curated run
 
 
@@ -92,13 +93,17 @@ def mc_tasks(r: Recipe, folder: Path) -> dict[str, str]:
     return tasks
 
 
-def expand(variants: list[str], stages_run: list[str]) -> list[str]:
-    """'recipe-minus-all' -> one recipe-minus-<stage> per judged/selection stage that ran;
-    a minus variant of a stage the run does not have is an error."""
+def expand(
+    variants: list[str], stages_run: list[str], dropping: list[str] | None = None
+) -> list[str]:
+    """'recipe-minus-all' -> one recipe-minus-<stage> per judged/selection stage that ran (and,
+    when `dropping` is given, dropped a record: leaving out a stage that dropped none trains the
+    recipe's data again); a minus variant of a stage the run does not have is an error."""
     out: list[str] = []
     for name in variants:
         if name == "recipe-minus-all":
-            out += [f"{MINUS}{s}" for s in MINUS_STAGES if s in stages_run]
+            pool = stages_run if dropping is None else dropping
+            out += [f"{MINUS}{s}" for s in MINUS_STAGES if s in pool]
         elif name.startswith(MINUS) and name.removeprefix(MINUS) not in stages_run:
             raise SelfAlignError(
                 f"ablate: variant {name}: the run has no stage '{name.removeprefix(MINUS)}'"
@@ -137,6 +142,8 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = data.random_rows(run, len(curated), r.ablate.seed)
         elif name == "recipe":
             out[name] = curated
+        elif name.startswith(ORIGIN):
+            out[name] = data.origin_rows(run, curated, name.removeprefix(ORIGIN))
         else:
             out[name] = data.minus_rows(run, curated, name.removeprefix(MINUS))
     return out
@@ -204,12 +211,12 @@ def ablate(
         run = (Path(r.runs_dir) / r.name).resolve()
     release_inference()
     manifest = run / "manifest.json"
-    stages_run = (
-        [s["stage"] for s in json.loads(manifest.read_text())["stages"]]
-        if manifest.is_file()
-        else []
+    stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else []
+    variants = expand(
+        r.ablate.variants,
+        [s["stage"] for s in stages],
+        [s["stage"] for s in stages if s["dropped"]],
     )
-    variants = expand(r.ablate.variants, stages_run)
     base = resolve_model(r.train.model or r.model.name)
     max_length = int(r.train.sft.get("max_length", 512))
     sets, lost = decontaminated(r, variant_records(r, run, variants))

@@ -2,9 +2,11 @@
 
     corpus-only            one row per corpus passage: user = its first sentence, assistant = the
                            rest (no LLM involved); the control a pipeline must beat
-    random                 a seeded random subset of the *unfiltered* generations (every answered
-                           record of the respond stage), as many as the curated set has
+    random                 a seeded random subset of the *unfiltered* generations (every record
+                           the grounding stage scored, all origins), as many as the curated set has
     recipe                 the curated export (export/train.jsonl)
+    origin-<origin>        one origin's records (self_instruct, backtranslation, reading) as they
+                           reached the mix stage, before its cut
     recipe-minus-<stage>   the export plus the records <stage> dropped, as they were when it
                            dropped them; the other stages' verdicts stand. Exact for the last
                            stage of a run; for an earlier one, the records it dropped did not go
@@ -58,10 +60,19 @@ def stage_records(run_dir: Path, stage: str, part: str = "kept") -> list[Record]
     return read_records(folders[-1] / f"{part}.parquet")
 
 
+def unfiltered_records(run_dir: Path) -> list[Record]:
+    """Every record of every origin before any filter: what the grounding stage scored (for a
+    run made before that stage existed, the respond stage's answers)."""
+    try:
+        return stage_records(run_dir, "grounding") + stage_records(run_dir, "grounding", "rejected")
+    except SelfAlignError:
+        return stage_records(run_dir, "respond")
+
+
 def random_rows(run_dir: Path, size: int, seed: int) -> list[Record]:
-    """`size` answered records picked at random before any judge or selection ran."""
-    answered = stage_records(run_dir, "respond")
-    return random.Random(seed).sample(answered, min(size, len(answered)))
+    """`size` records picked at random before any filter, judge or selection ran."""
+    pool = unfiltered_records(run_dir)
+    return random.Random(seed).sample(pool, min(size, len(pool)))
 
 
 def minus_rows(run_dir: Path, curated: list[Record], stage: str) -> list[Record]:
@@ -69,6 +80,19 @@ def minus_rows(run_dir: Path, curated: list[Record], stage: str) -> list[Record]
     dropped = stage_records(run_dir, stage, "rejected")
     ids = {r.id for r in curated}
     return curated + [r for r in dropped if r.id not in ids]
+
+
+def origin_rows(run_dir: Path, curated: list[Record], name: str) -> list[Record]:
+    """One origin's records as they reached the mix stage (kept and cut alike), so each origin is
+    measured whole; a run without a mix stage gives that origin's curated records."""
+    try:
+        pool = stage_records(run_dir, "mix") + stage_records(run_dir, "mix", "rejected")
+    except SelfAlignError:
+        pool = curated
+    rows = [r for r in pool if r.meta.get("origin", "self_instruct") == name]
+    if not rows:
+        raise SelfAlignError(f"ablate: variant origin-{name}: the run has no '{name}' records")
+    return rows
 
 
 def budget_rows(lengths: list[int], budget: int, seed: int) -> list[int]:

@@ -68,8 +68,16 @@ def funnel_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def kept_rows(records: list[Record], n: int = SAMPLE_ROWS) -> list[dict[str, str]]:
-    """The first `n` curated records, text clipped."""
-    return [{"id": r.id, **_texts(r, ("instruction", "input", "output"))} for r in records[:n]]
+    """The first `n` curated records, text clipped, with origin and support (flows/origins.py)."""
+    return [
+        {
+            "id": r.id,
+            "origin": r.meta.get("origin", "self_instruct"),
+            "support": _text(r.meta.get("support", "")),
+            **_texts(r, ("instruction", "input", "output")),
+        }
+        for r in records[:n]
+    ]
 
 
 def _texts(record: Record, fields: tuple[str, ...]) -> dict[str, str]:

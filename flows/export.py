@@ -168,13 +168,14 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
     lines += [
         "",
         "`in` of *generate* counts prompts; each reply's numbered list becomes its kept tasks,",
-        "and a reply with no list is a dropped record. Rejected records of every stage, with",
-        "their stage, reason and lineage, are in `rejected.jsonl` (and in the run's",
-        "`stages/NN-<stage>/rejected.parquet`). Seconds are this process's wall time per stage",
-        "(a resumed or cached run counts only what it redid).",
+        "and a reply with no list is a dropped record; `in` of *reading* counts passages.",
+        "Rejected records of every stage, with their stage, reason and lineage, are in",
+        "`rejected.jsonl` (and in the run's `stages/NN-<stage>/rejected.parquet`). Seconds are",
+        "this process's wall time per stage (a resumed or cached run counts only what it redid).",
         "",
     ]
     lines += _judges_section(manifest, records)
+    lines += _origins_section(manifest)
     lines += _decontamination_section(manifest)
     lines += ["## Examples", ""]
     for r in records[:CARD_EXAMPLES]:
@@ -239,6 +240,27 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
         lines += [f"- `{name}.jsonl`: {n} rows" for name, n in sorted(datasets.items())]
         lines.append("")
     return lines
+
+
+def _origins_section(manifest: dict[str, Any]) -> list[str]:
+    """Records by origin and the support of their answers (flows/origins.py)."""
+    support = manifest.get("support") or {}
+    if not support:
+        return []
+    exported = manifest.get("origins") or {}
+    lines = [
+        "## Origins and support",
+        "",
+        "Support: the share of an answer's content words found in its passages",
+        "(filters/support.py), over the records the grounding stage scored.",
+        "",
+        "| origin | exported | scored | support mean | p25 | median | p75 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, d in support.items():
+        cells = [d.get(k, "-") for k in ("n", "mean", "p25", "median", "p75")]
+        lines.append(f"| {name} | {exported.get(name, 0)} | " + " | ".join(map(str, cells)) + " |")
+    return [*lines, ""]
 
 
 def _decontamination_section(manifest: dict[str, Any]) -> list[str]:

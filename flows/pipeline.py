@@ -6,9 +6,13 @@
     novelty     ROUGE-L against seeds and everything kept so far
     classify    is the task a classification task?
     instances   retrieve passages, then write one input for each task
-    respond     answer each task grounded in its retrieved passages
+    respond     answer each task grounded in its retrieved passages (or the one it came from)
+    backtrans.  the model writes the question each corpus span answers (mix.backtranslation)
+    reading     reading-comprehension tasks mined from passages by rules (mix.reading)
+    grounding   each answer's support by its passages; a floor when grounding.min_support is set
     judged      dedup, rating, S3FT, SELF, MultiCritique when the recipe switches them on
                 (flows/judges.py), after calibrating the judges they use (flows/calibrate.py)
+    mix         origins cut to the recipe's shares (when more than one is on)
     select      utility-diversity selection to a budget, when switched on (flows/select.py)
     decontam.   drop records sharing a 13-gram with a held-out question or answer
     export      train.jsonl / train.parquet / hf / rejected.jsonl / extra datasets / data card
@@ -34,6 +38,7 @@ from flows import stages
 from flows.calibrate import JUDGES, calibrate, judges_in
 from flows.decontaminate import decontaminate_stage
 from flows.judges import judge_records
+from flows.origins import backtranslate_records, grounding_stage, mix_stage, reading_records
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.select import select_stage
@@ -143,7 +148,11 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
             batch = stages.apply_classification(batch, replies)
         classified += batch
         with run.timed("instances"):
-            batch = stages.attach_passages(batch, run.retrieve(b, [x.instruction for x in batch]))
+            hits = run.retrieve(b, [x.instruction for x in batch])
+            if r.grounding.source_passage:
+                batch = stages.attach_source_passages(batch, hits, r.grounding.min_score)
+            else:
+                batch = stages.attach_passages(batch, hits)
             sampling = stage_sampling(r.instances, r.seed, "instances", b)
             replies = run.llm("instances", b, stages.instance_prompts(batch, texts), sampling)
             with_input, dropped = stages.apply_instances(batch, replies)
@@ -151,7 +160,8 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
         inst_out += dropped
         with run.timed("respond"):
             sampling = stage_sampling(r.respond, r.seed, "respond", b)
-            replies = run.llm("respond", b, stages.response_prompts(with_input, texts), sampling)
+            prompts = stages.response_prompts(with_input, texts, r.grounding.source_passage)
+            replies = run.llm("respond", b, prompts, sampling)
             done, dropped = stages.apply_responses(with_input, replies)
         answered += done
         resp_out += dropped
@@ -195,9 +205,18 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
         calibrate(run, used, log=log)
     elif used:
         log.warning("judges %s are not calibrated: set calibration.check_set", used)
-    instructions = generate_instructions(run, seeds, corpus.passages)
-    records = complete_records(run, instructions, {p.id: p.text for p in corpus.passages})
+    texts = {p.id: p.text for p in corpus.passages}
+    mix, records = run.recipe.mix, []
+    if mix.self_instruct:
+        instructions = generate_instructions(run, seeds, corpus.passages)
+        records += complete_records(run, instructions, texts)
+    if mix.backtranslation:
+        records += backtranslate_records(run, corpus.passages)
+    if mix.reading:
+        records += reading_records(run, corpus.passages)
+    records = grounding_stage(run, records, texts)
     records = judge_records(run, records, seeds)
+    records = mix_stage(run, records)
     records = select_stage(run, records)
     records = decontaminate_stage(run, records)
     export = run.finish(records, started)

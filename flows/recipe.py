@@ -168,6 +168,70 @@ class RespondConfig(Strict):
     repetition_penalty: float = Field(1.15, gt=0)
 
 
+class GroundingConfig(Strict):
+    """Answers from the corpus: which passages respond reads, and how much of an answer they must
+    back (filters/support.py)."""
+
+    source_passage: bool = Field(
+        False,
+        description="answer from the passage the task was written from, plus retrieved passages "
+        "scoring >= min_score (else: the top_k retrieved by the instruction)",
+    )
+    min_score: float = Field(
+        0.5, ge=-1, le=1, description="cosine a retrieved passage needs beside the source passage"
+    )
+    min_support: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="drop answers with a smaller share of content words found in their passages "
+        "(0: score only)",
+    )
+
+
+class BacktranslateConfig(Strict):
+    """Instruction backtranslation (Humpback): the model writes the question a corpus span
+    answers; the span is the response (generators/backtranslate.py)."""
+
+    sentences_per_span: int = Field(2, ge=1, le=8, description="sentences per response span")
+    max_spans: int | None = Field(
+        None, ge=1, description="spans used at most (a seeded choice); None: every span"
+    )
+    max_tokens: int = Field(48, ge=8, description="the question")
+    temperature: float = Field(0.0, ge=0)
+
+
+class ReadingConfig(Strict):
+    """Reading-comprehension tasks mined from passages by rules, no LLM (generators/reading.py)."""
+
+    kinds: list[Literal["continue", "keyword", "cause", "effect", "summary"]] = Field(
+        default_factory=lambda: ["continue", "keyword", "cause", "effect", "summary"]
+    )
+    per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")
+
+
+class MixConfig(Strict):
+    """Shares of the curated set by origin. An origin at 0 is not generated; the others are cut
+    (seeded) after the judged stages until their counts stand in these proportions."""
+
+    self_instruct: float = Field(1.0, ge=0, description="Self-Instruct tasks answered by respond")
+    backtranslation: float = Field(0.0, ge=0, description="backtranslated corpus spans")
+    reading: float = Field(0.0, ge=0, description="reading-comprehension tasks mined by rules")
+
+    @model_validator(mode="after")
+    def _some_origin(self) -> MixConfig:
+        if not any(self.shares().values()):
+            raise ValueError("mix: at least one origin needs a share above 0")
+        return self
+
+    def shares(self) -> dict[str, float]:
+        return {
+            "self_instruct": self.self_instruct,
+            "backtranslation": self.backtranslation,
+            "reading": self.reading,
+        }
+
+
 class DedupConfig(Strict):
     """Near-duplicate removal after generation (filters/dedup.py); both off by default."""
 
@@ -337,8 +401,10 @@ class TrainConfig(Strict):
 
 ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
 # Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablate.py).
-MINUS_STAGES = ("minhash_dedup", "embedding_dedup", "rating", "s3ft", "self_refine",
-                "multicritique", "select")  # fmt: skip
+MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft",
+                "self_refine", "multicritique", "mix", "select")  # fmt: skip
+# `origin-<name>`: one origin's records as they reached the mix (flows/origins.py)
+ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading")
 
 
 class AblateConfig(Strict):
@@ -347,8 +413,9 @@ class AblateConfig(Strict):
 
     variants: list[str] = Field(
         default_factory=lambda: list(ABLATE_VARIANTS),
-        description="corpus-only, random, recipe, recipe-minus-<stage>, or 'recipe-minus-all' "
-        "for every judged/selection stage the recipe has on; base is always measured",
+        description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
+        "for every judged/selection stage the recipe has on, or origin-<origin> for one origin's "
+        "records; base is always measured",
     )
     token_budget: int | None = Field(
         None, ge=1, description="training tokens per variant; None: the curated set's x epochs"
@@ -362,10 +429,16 @@ class AblateConfig(Strict):
     def _known_variants(cls, variants: list[str]) -> list[str]:
         for name in variants:
             stage = name.removeprefix("recipe-minus-")
-            if name not in ABLATE_VARIANTS and stage not in (*MINUS_STAGES, "all"):
+            known = (
+                name in ABLATE_VARIANTS
+                or (name != stage and stage in (*MINUS_STAGES, "all"))
+                or name.removeprefix("origin-") in ORIGIN_VARIANTS
+            )
+            if not known:
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
-                    f"recipe-minus-all or recipe-minus-<{'|'.join(MINUS_STAGES)}>"
+                    f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}> or "
+                    f"origin-<{'|'.join(ORIGIN_VARIANTS)}>"
                 )
         if len(set(variants)) != len(variants):
             raise ValueError("a variant is listed twice")
@@ -384,6 +457,10 @@ class Recipe(Strict):
     novelty: NoveltyConfig = NoveltyConfig()
     instances: InstanceConfig = InstanceConfig()
     respond: RespondConfig = RespondConfig()
+    grounding: GroundingConfig = GroundingConfig()
+    backtranslate: BacktranslateConfig = BacktranslateConfig()
+    reading: ReadingConfig = ReadingConfig()
+    mix: MixConfig = MixConfig()
     dedup: DedupConfig = DedupConfig()
     rating: RatingConfig = RatingConfig()
     s3ft: S3FTConfig = S3FTConfig()

@@ -106,12 +106,18 @@ def stage_counts(
     stage: str, n_in: int, kept: list[Record], dropped: list[Record], seconds: float = 0.0
 ) -> dict[str, Any]:
     reasons = Counter(reason_kind(r.meta["drop_reason"]) for r in dropped)
+    origins: dict[str, dict[str, int]] = {}
+    for side, records in (("kept", kept), ("dropped", dropped)):
+        for r in records:
+            counts = origins.setdefault(r.meta.get("origin", "self_instruct"), {})
+            counts[side] = counts.get(side, 0) + 1
     return {
         "stage": stage,
         "in": n_in,
         "kept": len(kept),
         "dropped": len(dropped),
         "reasons": dict(reasons),
+        "origins": origins,
         "seconds": round(seconds, 1),
     }
 
@@ -137,6 +143,7 @@ class Run:
     extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
     calibration: dict[str, Any] = field(default_factory=dict)
     decontamination: dict[str, Any] = field(default_factory=dict)  # flows/decontaminate.py
+    support: dict[str, Any] = field(default_factory=dict)  # origin -> distribution (origins.py)
     skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
     llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)
@@ -327,6 +334,8 @@ class Run:
             "stages": self.stages,
             "calibration": self.calibration,
             "decontamination": self.decontamination,
+            "support": self.support,
+            "origins": dict(Counter(r.meta.get("origin", "self_instruct") for r in records)),
             "datasets": {name: len(rows) for name, rows in self.extras.items()},
             "recipe": self.recipe.model_dump(),
             "recipe_yaml": recipe_yaml(self.recipe),

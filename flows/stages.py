@@ -131,6 +131,29 @@ def attach_passages(records: list[Record], hits: list[list[tuple[str, float]]]) 
     ]
 
 
+def attach_source_passages(
+    records: list[Record], hits: list[list[tuple[str, float]]], min_score: float
+) -> list[Record]:
+    """The passage each task was written from first, then retrieved ones scoring >= `min_score`
+    (their scores in `meta.passage_scores`, the source's id in `meta.source_passage`)."""
+    out = []
+    for r, found in zip(records, hits, strict=True):
+        source = list(r.meta.get("generation_passages", []))[:1]
+        extra = [(pid, s) for pid, s in found if s >= min_score and pid not in source]
+        out.append(
+            replace(
+                r,
+                passages=tuple(source + [pid for pid, _ in extra]),
+                meta={
+                    **r.meta,
+                    "source_passage": source[0] if source else None,
+                    "passage_scores": [round(float(s), 4) for _, s in extra],
+                },
+            )
+        )
+    return out
+
+
 def instance_prompts(records: list[Record], texts: dict[str, str]) -> list[Conversation]:
     return [
         build_instance_prompt(
@@ -163,9 +186,13 @@ def apply_instances(
     return kept, dropped
 
 
-def response_prompts(records: list[Record], texts: dict[str, str]) -> list[Conversation]:
+def response_prompts(
+    records: list[Record], texts: dict[str, str], from_passage: bool = False
+) -> list[Conversation]:
     return [
-        build_grounded_prompt(r.instruction, r.input, [(p, texts[p]) for p in r.passages])
+        build_grounded_prompt(
+            r.instruction, r.input, [(p, texts[p]) for p in r.passages], from_passage
+        )
         for r in records
     ]
 

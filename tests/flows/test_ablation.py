@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from flows.ablate import expand
-from flows.ablation_data import budget_rows, corpus_rows, first_sentence, minus_rows
+from flows.ablation_data import (
+    budget_rows,
+    corpus_rows,
+    first_sentence,
+    minus_rows,
+    origin_rows,
+    random_rows,
+)
 from flows.ablation_report import card_section, compare, markdown_table, with_card_section
 from flows.rundir import write_stage
 from generators.errors import SelfAlignError
@@ -51,6 +58,29 @@ def test_minus_rows_adds_what_the_stage_dropped(tmp_path) -> None:
         minus_rows(tmp_path, kept, "select")
 
 
+def test_origin_rows_take_one_origin_before_the_mix_cut(tmp_path) -> None:
+    reading = Record("r1", meta={"origin": "reading"})
+    cut = Record("r2", meta={"origin": "reading"}).drop("mix", "mix_share_reading")
+    own = Record("s1")
+    # no mix stage: the curated records of that origin
+    assert origin_rows(tmp_path, [reading, own], "self_instruct") == [own]
+    write_stage(tmp_path, 10, "mix", [reading, own], [cut])
+    assert [r.id for r in origin_rows(tmp_path, [], "reading")] == [reading.id, cut.id]
+    with pytest.raises(SelfAlignError, match="no 'backtranslation' records"):
+        origin_rows(tmp_path, [], "backtranslation")
+
+
+def test_random_rows_draw_from_everything_grounding_scored(tmp_path) -> None:
+    answered = [Record(f"a{i}") for i in range(3)]
+    write_stage(tmp_path, 6, "respond", answered, [])
+    assert {r.id for r in random_rows(tmp_path, 5, 0)} == {r.id for r in answered}
+    mined = Record("m", meta={"origin": "reading"})
+    unsupported = Record("u").drop("grounding", "unsupported")
+    write_stage(tmp_path, 9, "grounding", [*answered, mined], [unsupported])
+    assert len(random_rows(tmp_path, 9, 0)) == 5
+    assert len(random_rows(tmp_path, 2, 0)) == 2
+
+
 def test_expand_minus_variants() -> None:
     stages = ["corpus", "respond", "rating", "select", "decontaminate"]
     assert expand(["corpus-only", "recipe-minus-all"], stages) == [
@@ -60,6 +90,10 @@ def test_expand_minus_variants() -> None:
     ]
     with pytest.raises(SelfAlignError, match="no stage 's3ft'"):
         expand(["recipe-minus-s3ft"], stages)
+    # 'all' leaves out a stage that dropped nothing (grounding with no floor); naming it works
+    stages = ["corpus", "respond", "grounding", "mix", "select"]
+    assert expand(["recipe-minus-all"], stages, dropping=["corpus", "mix"]) == ["recipe-minus-mix"]
+    assert expand(["recipe-minus-grounding"], stages, dropping=[]) == ["recipe-minus-grounding"]
 
 
 def _report(nll: list[float], acc_norm: list[int]) -> dict:

@@ -75,6 +75,9 @@ def test_samples_are_clipped_to_one_line():
     assert row["instruction"].startswith("Explain this x") and "\n" not in row["instruction"]
     assert len(row["instruction"]) == art.TEXT_MAX and row["instruction"].endswith("…")
     assert row["output"] == "fine" and row["id"] == long.id
+    assert (row["origin"], row["support"]) == ("self_instruct", "")
+    (row,) = art.kept_rows([Record("c", meta={"origin": "reading", "support": 0.75})])
+    assert (row["origin"], row["support"]) == ("reading", "0.75")
 
 
 def test_rejected_samples_take_each_stage_in_turn_with_the_reason():

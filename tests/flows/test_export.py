@@ -103,3 +103,16 @@ def test_stage_files_round_trip(tmp_path):
     assert read_records(tmp_path / "r.parquet") == [dropped]
     write_records(tmp_path / "empty.parquet", [])
     assert read_records(tmp_path / "empty.parquet") == []
+
+
+def test_data_card_origins_and_support_section():
+    manifest = {
+        "support": {"reading": {"n": 4, "mean": 1.0, "p25": 1.0, "median": 1.0, "p75": 1.0}},
+        "origins": {"reading": 3},
+    }
+    from flows.export import _origins_section
+
+    lines = _origins_section(manifest)
+    assert lines[0] == "## Origins and support"
+    assert "| reading | 3 | 4 | 1.0 | 1.0 | 1.0 | 1.0 |" in lines
+    assert _origins_section({}) == []

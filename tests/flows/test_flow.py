@@ -18,7 +18,8 @@ from flows.tasks import LLM_CALLS
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
-STAGES = ["corpus", "generate", "heuristics", "novelty", "classify", "instances", "respond"]
+STAGES = ["corpus", "generate", "heuristics", "novelty", "classify", "instances", "respond",
+          "grounding"]  # fmt: skip
 
 
 def tiny_recipe(tmp_path: Path, name: str = "tiny", batch_prompts: int = 2) -> dict:

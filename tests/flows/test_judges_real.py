@@ -227,7 +227,7 @@ def test_judged_recipe_end_to_end_then_rerun_makes_no_llm_calls(
     assert LLM_CALLS["conversations"] > before
     manifest = json.loads((run_dir / "manifest.json").read_text())
     names = [s["stage"] for s in manifest["stages"]]
-    assert names[-8:] == ["respond", *JUDGED_STAGES, "decontaminate"]
+    assert names[-9:] == ["respond", "grounding", *JUDGED_STAGES, "decontaminate"]
     assert set(manifest["calibration"]["judges"]) == set(CALIBRATED)
     s3ft_counts = manifest["stages"][names.index("s3ft")]
     assert s3ft_counts["kept"] == s3ft_counts["in"] >= 2  # the gold set at least

@@ -88,5 +88,40 @@ def test_reason_kind_and_counts():
         "kept": 1,
         "dropped": 3,
         "reasons": {"rouge_l": 3},
+        "origins": {"self_instruct": {"kept": 1, "dropped": 3}},
         "seconds": 0.0,
+    }
+
+
+def test_source_passage_first_then_retrieved_ones_above_the_score():
+    task = Record(instruction="Explain ATP.", meta={"generation_passages": ["p2"]})
+    hits = [[("p2", 0.9), ("p7", 0.6), ("p9", 0.4)]]
+    (r,) = stages.attach_source_passages([task], hits, min_score=0.5)
+    assert r.passages == ("p2", "p7")
+    assert r.meta["source_passage"] == "p2" and r.meta["passage_scores"] == [0.6]
+    (none,) = stages.attach_source_passages([Record(instruction="x")], [[("p1", 0.2)]], 0.5)
+    assert none.passages == () and none.meta["source_passage"] is None
+
+
+def test_response_prompt_asks_for_the_passage_facts_when_answering_from_it():
+    from generators import respond
+
+    r = Record(instruction="Explain ATP.", passages=("p1",))
+    (default,) = stages.response_prompts([r], {"p1": "ATP is energy."})
+    (strict,) = stages.response_prompts([r], {"p1": "ATP is energy."}, from_passage=True)
+    assert default[0]["content"] == respond.SYSTEM_PROMPT
+    assert strict[0]["content"] == respond.FROM_PASSAGE_PROMPT
+    assert default[1] == strict[1]
+    assert respond.response_problem(f"Sure. {respond.FROM_PASSAGE_PROMPT}") == (
+        "response_echoes_system_prompt"
+    )
+
+
+def test_stage_counts_split_by_origin():
+    kept = [Record(instruction="a", meta={"origin": "reading"}), Record(instruction="b")]
+    dropped = [Record(instruction="c", meta={"origin": "reading"}).drop("grounding", "unsupported")]
+    counts = stage_counts("grounding", 3, kept, dropped)
+    assert counts["origins"] == {
+        "reading": {"kept": 1, "dropped": 1},
+        "self_instruct": {"kept": 1},
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from generators import respond, self_instruct
+from generators import backtranslate, respond, self_instruct
 from generators.llm import Conversation
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
@@ -20,6 +20,8 @@ SYSTEM_PROMPTS = {
     self_instruct.INSTRUCTION_SYSTEM_PROMPT: "generate",
     self_instruct.CLASSIFICATION_SYSTEM_PROMPT: "classify",
     respond.SYSTEM_PROMPT: "respond",
+    respond.FROM_PASSAGE_PROMPT: "respond",
+    backtranslate.SYSTEM_PROMPT: "backtranslate",
 }
 
 

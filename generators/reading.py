@@ -1,0 +1,160 @@
+"""Reading-comprehension tasks mined from corpus passages by rules (after AdaptLLM, Cheng et al.
+2023, who follow raw domain text with tasks mined from it). No LLM is involved, and every answer
+is the corpus's own text, so training on these rows teaches what the passages say.
+
+    continue   first sentence(s) as input -> the rest of the passage       "Continue the text."
+    keyword    "What does the text say about <term>?" -> the sentences that mention the term
+    cause      a sentence split at a causal connective: "Explain why <A>." -> "Because <B>."
+    effect     "<A>. What is the result?" -> "<B>" (leads to, results in, therefore, ...)
+    summary    the passage as input -> its first sentence                    "Summarize ..."
+
+Terms for `keyword` are a passage's longest recurring content words (or, failing that, its
+longest ones), preferring those of the first sentence, which usually names the topic. Sentences are
+split at ., ! or ? followed by a space and a capital or a digit; abbreviations like "e.g." end a
+sentence early, which costs a task, not a wrong one (the mined answer is still corpus text).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from filters.support import content_words
+from generators.corpus import Passage
+from generators.records import Record
+
+KINDS = ("continue", "keyword", "cause", "effect", "summary")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+_TERM_CHARS = 7  # a keyword term has at least this many characters
+PRONOUNS = frozenset("it its they their them this these those that he she such".split())
+MIN_CLAUSE_WORDS = 5  # words before a causal connective for a cause/effect task
+# "A because B": the cause follows the connective
+_CAUSE = re.compile(r"^(?P<a>.{12,}?),?\s+(?P<c>because|due to|as a result of)\s+(?P<b>.{8,})$")
+# "A leads to B" / "A; therefore B": the effect follows the connective
+_EFFECT = re.compile(
+    r"^(?P<a>.{12,}?)(?:,|;)?\s+(?P<c>leads to|lead to|results in|result in|causes|cause|"
+    r"triggers|so that|and therefore|; therefore|, therefore|and thus|, thus)\s+(?P<b>.{8,})$"
+)
+
+
+def sentences(text: str) -> list[str]:
+    """'A b. C d? E.' -> ['A b.', 'C d?', 'E.'] (whitespace collapsed)."""
+    return [s.strip() for s in _SENTENCE_END.split(" ".join(text.split())) if s.strip()]
+
+
+def _lower_first(text: str) -> str:
+    """'The cell' -> 'the cell'; 'ATP is' and 'DNA' keep their capitals (an acronym)."""
+    first = text.split(" ", 1)[0]
+    if len(first) > 1 and first[:2].isupper():
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def _upper_first(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+_DANGLING = re.compile(r"(?:,?\s+(?:and|or|but|which|that|so|while|then))+$", re.IGNORECASE)
+
+
+def _clause(text: str) -> str:
+    """'x; a claim, and' -> 'a claim': the last clause, without a dangling conjunction."""
+    text = text.rsplit(";", 1)[-1]
+    return _DANGLING.sub("", text.strip().rstrip(".;:,").strip()).strip().rstrip(",")
+
+
+def key_terms(text: str, limit: int) -> list[str]:
+    """Up to `limit` terms for keyword tasks: recurring long content words first, those in the
+    first sentence before others, longer before shorter, then by first position (deterministic)."""
+    sents = sentences(text)
+    if not sents:
+        return []
+    first = content_words(sents[0])
+    counts: dict[str, int] = {}
+    position: dict[str, int] = {}
+    for i, sentence in enumerate(sents):
+        for word in content_words(sentence):
+            if len(word) >= _TERM_CHARS and not word.isdigit():
+                counts[word] = counts.get(word, 0) + 1
+                position.setdefault(word, i)
+    ranked = sorted(
+        counts, key=lambda w: (-min(counts[w], 2), w not in first, -len(w), position[w], w)
+    )
+    return ranked[:limit]
+
+
+def _mentions(sentence: str, term: str) -> bool:
+    return term in content_words(sentence)
+
+
+def surface(text: str, term: str) -> str:
+    """The term as the text first writes it: ('Two proteins bind.', 'protein') -> 'proteins'."""
+    for word in re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", text):
+        if content_words(word) == {term}:
+            return word if word[:2].isupper() else word.lower()
+    return term
+
+
+def mine(passage: Passage, kinds: Iterable[str] = KINDS, per_kind: int = 1) -> list[Record]:
+    """Reading-comprehension records for one passage: at most `per_kind` of each kind."""
+    sents = sentences(passage.text)
+    out: list[Record] = []
+
+    def add(kind: str, instruction: str, output: str, input_text: str = "") -> None:
+        out.append(
+            Record(
+                instruction=instruction,
+                input=input_text,
+                output=output,
+                passages=(passage.id,),
+                meta={"origin": "reading", "reading_kind": kind, "source_passage": passage.id},
+            )
+        )
+
+    wanted = set(kinds)
+    if "continue" in wanted and len(sents) >= 3:
+        head = max(1, len(sents) // 3)
+        add("continue", "Continue the text.", " ".join(sents[head:]), " ".join(sents[:head]))
+    if "keyword" in wanted:
+        for term in key_terms(passage.text, per_kind):
+            said = [s for s in sents if _mentions(s, term)][:2]
+            if said:
+                question = f"Explain what is known about {surface(passage.text, term)}."
+                add("keyword", question, " ".join(said))
+    for kind, pattern in (("cause", _CAUSE), ("effect", _EFFECT)):
+        if kind not in wanted:
+            continue
+        found = 0
+        for sentence in sents:
+            m = pattern.match(sentence)
+            if not m or found >= per_kind:
+                continue
+            a, b, connective = _clause(m["a"]), _clause(m["b"]), m["c"].strip(" ,;")
+            if len(a.split()) < MIN_CLAUSE_WORDS or len(b.split()) < 2:
+                continue  # "Necrosis, by contrast, causes ..." has no claim before the connective
+            if a.split()[0].lower() in PRONOUNS:
+                continue  # "it is 100% ..." needs the sentence before it
+            if kind == "cause":
+                lead = "Because" if connective == "because" else f"It is {connective}"
+                add(kind, f"Explain why {_lower_first(a)}.", f"{lead} {b}.")
+            else:
+                add(kind, f"{_upper_first(a)}. What is the result?", f"{_upper_first(b)}.")
+            found += 1
+    if "summary" in wanted and len(sents) >= 3:
+        add("summary", "Summarize the passage in one sentence.", sents[0], passage.text)
+    return out
+
+
+def mine_corpus(
+    passages: Iterable[Passage], kinds: Iterable[str] = KINDS, per_kind: int = 1
+) -> list[Record]:
+    """`mine` over passages, in order; records with the same (instruction, input) kept once."""
+    seen: set[str] = set()
+    out: list[Record] = []
+    kinds = tuple(kinds)
+    for passage in passages:
+        for record in mine(passage, kinds, per_kind):
+            if record.id not in seen:
+                seen.add(record.id)
+                out.append(record)
+    return out

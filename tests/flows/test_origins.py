@@ -1,0 +1,38 @@
+"""The mix between origins (pure parts of flows/origins.py) and its recipe section."""
+
+import pytest
+
+from flows.origins import mix_counts, origin
+from flows.recipe import MixConfig
+from generators.records import Record
+
+
+def test_mix_counts_is_the_largest_set_in_proportion():
+    assert mix_counts({"a": 100, "b": 30}, {"a": 1, "b": 1}) == {"a": 30, "b": 30}
+    assert mix_counts({"a": 100, "b": 30}, {"a": 2, "b": 1}) == {"a": 60, "b": 30}
+    assert mix_counts({"a": 10, "b": 300}, {"a": 0.5, "b": 0.5}) == {"a": 10, "b": 10}
+    assert mix_counts({"a": 10, "b": 30}, {"a": 1, "b": 0}) == {"a": 10, "b": 0}
+    # an origin asked for but empty cannot be met: the others stay whole
+    assert mix_counts({"a": 10, "b": 0}, {"a": 1, "b": 1}) == {"a": 10, "b": 0}
+    assert mix_counts({"a": 7}, {"a": 0}) == {"a": 0}
+
+
+def test_origin_defaults_to_self_instruct():
+    assert origin(Record(instruction="x")) == "self_instruct"
+    assert origin(Record(instruction="x", meta={"origin": "reading"})) == "reading"
+
+
+def test_mix_needs_one_origin():
+    assert MixConfig().shares() == {"self_instruct": 1.0, "backtranslation": 0.0, "reading": 0.0}
+    with pytest.raises(ValueError, match="at least one origin"):
+        MixConfig(self_instruct=0)
+
+
+def test_ablate_variants_name_origins():
+    from flows.recipe import AblateConfig
+
+    names = ["origin-reading", "origin-backtranslation", "recipe-minus-mix", "recipe-minus-all"]
+    assert AblateConfig(variants=names).variants == names
+    for bad in ("origin-corpus", "recipe-minus-", "minus-rating"):
+        with pytest.raises(ValueError, match="unknown variant"):
+            AblateConfig(variants=[bad])
