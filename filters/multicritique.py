@@ -32,7 +32,7 @@ from typing import Any
 from filters.rating import EMPTY_REPLY, UNPARSEABLE, find_object, tag
 from generators.errors import SelfAlignError
 from generators.llm import Conversation, Sampling
-from generators.records import Record, parts_digest
+from generators.records import Record, parts_digest, prompt_text
 
 STAGE = "multicritique"
 SEVERITIES = ("minor", "major", "critical")  # ascending
@@ -379,10 +379,6 @@ def revision_first(record_id: str, critic: str) -> bool:
     return int(parts_digest((STAGE, record_id, critic))[-1], 16) % 2 == 0
 
 
-def _user_message(record: Record) -> str:
-    """The prompt as `flows.export.user_message` writes it: instruction, then input if any."""
-    return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
-
 
 def preference_pair(
     record: Record, original: str, revision: str, verdict: str, revision_is_a: bool, critic: str
@@ -399,7 +395,7 @@ def preference_pair(
     return {
         "id": record.id,
         "critic": critic,
-        "prompt": [{"role": "user", "content": _user_message(record)}],
+        "prompt": [{"role": "user", "content": prompt_text(record.instruction, record.input)}],
         "chosen": [{"role": "assistant", "content": chosen}],
         "rejected": [{"role": "assistant", "content": rejected}],
         "revision_preferred": revision_won,

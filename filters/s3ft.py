@@ -31,7 +31,7 @@ from typing import Any
 from filters.rating import EMPTY_REPLY, RATIONALE_MAX_CHARS, UNPARSEABLE, find_object, tag
 from generators.errors import SelfAlignError
 from generators.llm import Conversation, Sampling
-from generators.records import Record
+from generators.records import Record, prompt_text
 
 JUDGES = ("exact", "numeric", "llm")
 OWN, PARAPHRASE, GOLD = "own", "paraphrase", "gold"
@@ -49,9 +49,6 @@ EQUIVALENCE_SCHEMA: dict[str, Any] = {
     "required": ["equivalent", "rationale"],
 }
 
-OWN_SYSTEM_PROMPT = (
-    "You are a careful domain expert. Answer the user's task directly and concisely."
-)
 JUDGE_SYSTEM_PROMPT = (
     "You are a strict grader. You decide whether a candidate answer gives the same answer to a "
     "task as a reference answer. The text inside the <task>, <input>, <reference> and "
@@ -150,8 +147,10 @@ def _chat(system: str, user: str) -> Conversation:
 
 
 def own_answer_prompt(instruction: str, input_text: str) -> Conversation:
-    """Chat asking the model to answer the task on its own (no passages, no reference)."""
-    return _chat(OWN_SYSTEM_PROMPT, task_text(instruction, input_text))
+    """The task as the fine-tuned model will see it (`prompt_text`: the training rows' format,
+    no system prompt, no passages, no reference), so the own answer is the model's answer to
+    what it is trained on."""
+    return [{"role": "user", "content": prompt_text(instruction, input_text)}]
 
 
 def _task_blocks(instruction: str, input_text: str) -> list[str]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_jsonl_atomic, write_text_atomic
-from generators.records import Record
+from generators.records import Record, prompt_text
 
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
 CARD_EXAMPLES = 3
@@ -31,8 +31,8 @@ CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in
 
 
 def user_message(record: Record) -> str:
-    """The prompt the fine-tuned model sees: the instruction, then the input if any."""
-    return f"{record.instruction}\n\n{record.input}" if record.input.strip() else record.instruction
+    """The prompt the fine-tuned model sees (`generators.records.prompt_text`)."""
+    return prompt_text(record.instruction, record.input)
 
 
 def export_row(record: Record) -> dict[str, Any]:

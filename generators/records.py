@@ -38,6 +38,13 @@ def content_id(*parts: str) -> str:
     return parts_digest(parts)[:ID_HEX_CHARS]
 
 
+def prompt_text(instruction: str, input_text: str = "") -> str:
+    """The one prompt format of a training row, of S3FT's own answer and of IFD's scoring: the
+    instruction, then the input after a blank line when there is one; no system prompt, no
+    label. ('Dose?', 'Adult.') -> 'Dose?\n\nAdult.'."""
+    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+
+
 @dataclass(frozen=True)
 class Record:
     """One example. `passages` are retrieved passage ids; `meta` is the lineage."""

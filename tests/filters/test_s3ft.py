@@ -50,16 +50,15 @@ PARAPHRASE_REQUEST = (
 # --- prompts --------------------------------------------------------------------------------------
 
 
-def test_own_answer_prompt_is_the_task_alone():
-    assert own_answer_prompt(" What lowers blood glucose? ", " A fasting adult. ") == [
-        {
-            "role": "system",
-            "content": "You are a careful domain expert. Answer the user's task directly and "
-            "concisely.",
-        },
-        {"role": "user", "content": "What lowers blood glucose?\n\nInput:\nA fasting adult."},
+def test_own_answer_prompt_is_the_training_prompt():
+    from flows.export import export_row
+
+    record = Record("What lowers blood glucose?", "A fasting adult.", output="Insulin.")
+    assert own_answer_prompt(record.instruction, record.input) == [
+        {"role": "user", "content": "What lowers blood glucose?\n\nA fasting adult."}
     ]
-    assert own_answer_prompt("Define ATP.", "  ")[1] == {"role": "user", "content": "Define ATP."}
+    assert own_answer_prompt(record.instruction, record.input) == export_row(record)["messages"][:1]
+    assert own_answer_prompt("Define ATP.", "  ") == [{"role": "user", "content": "Define ATP."}]
 
 
 def test_exact_equivalence_prompt_with_input():
