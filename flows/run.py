@@ -124,7 +124,10 @@ def stage_counts(
 
 def passage_record(passage: Passage) -> Record:
     return Record(
-        instruction="", output=passage.text, id=passage.id, meta={"doc_id": passage.doc_id}
+        instruction="",
+        output=passage.text,
+        id=passage.id,
+        meta={"doc_id": passage.doc_id, "origin": "corpus"},
     )
 
 

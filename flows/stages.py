@@ -88,6 +88,7 @@ def instructions_from_replies(
     for prompt, (reply,) in zip(prompts, replies, strict=True):
         meta = {
             **lineage,
+            "origin": "self_instruct",
             "prompt_index": prompt.index,
             "demo_seed_ids": list(prompt.seed_ids),
             "demo_machine_ids": list(prompt.machine_ids),
