@@ -173,7 +173,9 @@ def train_variant(r: Recipe, run: Path, base, name: str, rows: list[Record]) -> 
 
 
 def measure(r: Recipe, run: Path, ref, task_dir: Path, tasks: dict[str, str]) -> dict[str, Any]:
-    eval_cfg = r.train.eval.model_dump()
+    # no greedy answers: the table reports losses and MC accuracy, and 40 generations per model
+    # cost more than the rest of its evaluation on CPU
+    eval_cfg = {**r.train.eval.model_dump(), "generate_size": 0}
     files = [file_digest(Path(p)) for p in (r.train.eval.domain, r.train.eval.general) if p]
     files += [file_digest(task_dir / f"{name}.jsonl") for name in tasks.values()]
     key = content_key("ablate-eval", ref.model_id, eval_cfg, files, tasks,
