@@ -93,8 +93,8 @@ def get_engine(
         from vllm import LLM
 
         if cpu:
-            for key, value in cpu_engine_env().items():
-                os.environ.setdefault(key, value)
+            for name, value in cpu_engine_env().items():
+                os.environ.setdefault(name, value)
         log.info(
             "starting vLLM engine for %s (%s, %s, eager=%s)",
             path,
