@@ -18,31 +18,47 @@ from flows.tasks import LLM_CALLS
 pytestmark = pytest.mark.slow
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "biomed"
+CORPUS_DOCS = 40  # of the demo's 330: indexing a fresh run folder takes seconds, not a minute
 STAGES = ["corpus", "generate", "heuristics", "novelty", "classify", "instances", "respond",
           "grounding"]  # fmt: skip
 
 
+def small_corpus(folder: Path, docs: int = CORPUS_DOCS) -> Path:
+    """The demo corpus's first `docs` documents, written once into `folder`."""
+    path = folder / f"corpus-{docs}.jsonl"
+    if not path.is_file():
+        lines = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+        path.write_text("\n".join(lines[:docs]) + "\n", encoding="utf-8")
+    return path
+
+
 def tiny_recipe(tmp_path: Path, name: str = "tiny", batch_prompts: int = 2) -> dict:
+    """The smallest run that still passes every stage: 4 prompts asking 3 tasks each, short
+    answers, 40 passages (the suite runs it about ten times on 2 CPU cores)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     return {
         "name": name,
         "seed": 3,
         "seeds": str(DATA / "seeds.jsonl"),
-        "corpus": {"path": str(DATA / "corpus.jsonl")},
+        "corpus": {"path": str(small_corpus(tmp_path))},
         "model": {"backend": "vllm"},
-        "generate": {"prompts": 4, "batch_prompts": batch_prompts, "max_tokens": 200},
-        "instances": {"max_tokens": 96},
-        "respond": {"max_tokens": 96},
+        "generate": {
+            "prompts": 4,
+            "batch_prompts": batch_prompts,
+            "new_per_prompt": 3,
+            "max_tokens": 120,
+        },
+        "instances": {"max_tokens": 64},
+        "respond": {"max_tokens": 64},
         "batch_records": 8,
         "runs_dir": str(tmp_path / "runs"),
     }
 
 
-def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, prefect_harness, tmp_path):
+def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, tiny_run, tmp_path):
     from flows.pipeline import self_specialize
 
-    before = LLM_CALLS["conversations"]
-    run_dir = Path(self_specialize(recipe=tiny_recipe(tmp_path)))
-    first_calls = LLM_CALLS["conversations"] - before
+    run_dir, first_calls = tiny_run.dir, tiny_run.calls  # the session's run of tiny_recipe
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert first_calls > 0 and manifest["llm_calls_this_process"]["conversations"] >= first_calls
     assert [s["stage"] for s in manifest["stages"]] == STAGES
@@ -82,7 +98,7 @@ def test_flow_end_to_end_then_rerun_makes_no_llm_calls(vllm_llm, prefect_harness
 
     jsonl = (export / "train.jsonl").read_bytes()
     calls = LLM_CALLS["conversations"]
-    self_specialize(recipe=tiny_recipe(tmp_path))
+    self_specialize(recipe=tiny_recipe(tiny_run.tmp))
     assert LLM_CALLS["conversations"] == calls  # every LLM batch came from the cache
     assert (export / "train.jsonl").read_bytes() == jsonl
 

@@ -18,6 +18,7 @@ from flows.rundir import read_records
 from flows.tasks import LLM_CALLS
 from generators.records import Record
 from generators.seeds import load_seeds
+from tests.flows.test_flow import small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +58,20 @@ def judged_recipe(tmp_path: Path) -> dict:
         "name": "judged",
         "seed": 1,
         "seeds": str(DATA / "seeds.jsonl"),
-        "corpus": {"path": str(DATA / "corpus.jsonl")},
+        "corpus": {"path": str(small_corpus(tmp_path))},
         "model": {"backend": "vllm"},
         "batch_records": 4,
         "dedup": {"minhash": True, "embedding": True},
-        "rating": {"enabled": True, "threshold": 1},  # the 135M judge scores nearly all 1
-        "s3ft": {"enabled": True, "judge": "llm", "max_tokens": 64},
-        "self_refine": {"enabled": True, "max_steps": 1, "max_tokens": 64},
-        "multicritique": {"enabled": True, "max_tokens": 128},
+        # the 135M judge scores nearly all 1; short verdicts (an unparseable one is a reason too)
+        "rating": {"enabled": True, "threshold": 1, "max_tokens": 48},
+        "s3ft": {"enabled": True, "judge": "llm", "max_tokens": 64, "judge_max_tokens": 48},
+        "self_refine": {
+            "enabled": True,
+            "max_steps": 1,
+            "max_tokens": 64,
+            "feedback_max_tokens": 64,
+        },
+        "multicritique": {"enabled": True, "max_tokens": 96},
         "calibration": {"check_set": str(DATA / "heldout_qa.jsonl"), "size": 3},
         "runs_dir": str(tmp_path / "runs"),
     }
@@ -215,9 +222,9 @@ def test_judged_recipe_end_to_end_then_rerun_makes_no_llm_calls(
     recipe = judged_recipe(tmp_path)
     recipe.update(
         name="judged-flow",
-        generate={"prompts": 2, "batch_prompts": 2, "max_tokens": 200},
-        instances={"max_tokens": 96},
-        respond={"max_tokens": 96},
+        generate={"prompts": 2, "batch_prompts": 2, "new_per_prompt": 3, "max_tokens": 120},
+        instances={"max_tokens": 64},
+        respond={"max_tokens": 64},
         batch_records=8,
         calibration={**recipe["calibration"], "size": 2},
         s3ft={**recipe["s3ft"], "gold_set": str(gold)},

@@ -21,7 +21,7 @@ from flows.tasks import OPENAI_STATS
 from generators.vllm_backend import cpu_dtype, cpu_engine_env
 from tests.faultproxy import FaultProxy
 from tests.flows.test_cli import run_cli
-from tests.flows.test_flow import DATA, tiny_recipe
+from tests.flows.test_flow import small_corpus, tiny_recipe
 
 pytestmark = pytest.mark.slow
 
@@ -89,18 +89,10 @@ def server(default_model, tmp_path_factory):
         os.environ.pop(KEY_ENV, None)
 
 
-def small_corpus(folder: Path) -> Path:
-    path = folder / "corpus.jsonl"
-    if not path.is_file():
-        lines = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
-        path.write_text("\n".join(lines[:CORPUS_DOCS]) + "\n", encoding="utf-8")
-    return path
-
-
 def openai_recipe(tmp_path: Path, name: str, base_urls: list[str], **openai) -> dict:
     recipe = tiny_recipe(tmp_path, name)
     recipe["seed"] = SEED
-    recipe["corpus"] = {"path": str(small_corpus(tmp_path))}
+    recipe["corpus"] = {"path": str(small_corpus(tmp_path, CORPUS_DOCS))}
     recipe["generate"] = {
         "prompts": 2,
         "batch_prompts": 2,

@@ -81,7 +81,7 @@ def _export(run_dir: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_flow_on_a_local_two_worker_cluster_gives_the_default_runners_records(
-    vllm_llm, prefect_harness, dask_cluster, tmp_path
+    vllm_llm, prefect_harness, dask_cluster, tiny_run, tmp_path
 ):
     from flows.pipeline import self_specialize
     from flows.scale import _CLUSTERS
@@ -93,9 +93,11 @@ def test_flow_on_a_local_two_worker_cluster_gives_the_default_runners_records(
         "dedup": dedup,
         "runner": dask_cluster.model_dump(),
     }
+    # Both runs get the session's cached LLM replies for the tiny recipe (same keys), so the
+    # engine's own run-to-run noise (its prefix cache) cannot differ; each builds its index,
+    # embeds and dedups afresh, the dask run on the cluster.
+    tiny_run.reuse_replies(tmp_path / "runs" / "threads")
     a = Path(self_specialize(recipe=default))
-    # The dask run gets the first run's cached LLM replies (same keys), so the engine's own
-    # run-to-run noise (its prefix cache) cannot differ; it builds its index and dedups afresh.
     shutil.copytree(a / "cache", tmp_path / "runs" / "dask" / "cache")
     calls = LLM_CALLS["conversations"]
     b = Path(self_specialize(recipe=on_dask))

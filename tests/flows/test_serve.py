@@ -2,9 +2,9 @@
 run` starts one by hand, and a finished curation run triggers the fine-tune deployment.
 
 `selfalign serve` runs in a subprocess against a real `prefect server start` (the test harness's
-server runs no scheduler). The test first runs the tiny recipe in its own process on the shared
-vLLM engine, so the served curation runs resume from that cache instead of starting an engine of
-their own; the triggered fine-tune really trains (one LoRA step).
+server runs no scheduler). The served curation runs start from the session's cached replies for
+the tiny recipe (tests/flows/conftest.py) instead of generating on an engine of their own; the
+triggered fine-tune really trains (one LoRA step).
 """
 
 from __future__ import annotations
@@ -111,15 +111,9 @@ def _wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Pat
     pytest.fail(f"timed out waiting for {what}:\n{log.read_text()[-3000:]}")
 
 
-def test_served_schedule_manual_run_and_fine_tune_trigger(vllm_llm, server_api, tmp_path):
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    from flows.pipeline import self_specialize
-
-    with temporary_settings({PREFECT_API_URL: server_api}):
-        warm = serve_recipe(tmp_path)
-        self_specialize(recipe={**warm, "serve": {"trigger_fine_tune": False}})
-        _serve_and_check(server_api, tmp_path)
+def test_served_schedule_manual_run_and_fine_tune_trigger(tiny_run, server_api, tmp_path):
+    tiny_run.reuse_replies(tmp_path / "runs" / "served")
+    _serve_and_check(server_api, tmp_path)
 
 
 def _serve_and_check(api: str, tmp_path: Path) -> None:

@@ -74,12 +74,15 @@ def test_fine_tune_writes_metrics_then_reruns_from_cache(prefect_harness, tmp_pa
     assert weights.is_file() and again["sft"]["steps"] == 2
 
 
-def test_two_rounds_the_second_generates_with_the_first_rounds_model(prefect_harness, tmp_path):
+def test_two_rounds_the_second_generates_with_the_first_rounds_model(
+    prefect_harness, tiny_run, tmp_path
+):
     from flows.pipeline import self_specialize
     from generators.models import resolve_model
 
     train = {**TINY_TRAIN, "uds": {"enabled": True, "k": 2}}
     recipe = {**tiny_recipe(tmp_path, "loop"), "rounds": 2, "train": train}
+    tiny_run.reuse_replies(tmp_path / "runs" / "loop")  # round 1 is the tiny recipe's run
     root = Path(self_specialize(recipe=recipe))
     rounds = json.loads((root / "rounds.json").read_text())
     assert [r["round"] for r in rounds] == [1, 2]

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from flows.ui import api_url, dashboard_url, start_server, stop_server, wait_healthy
+from tests.flows.test_flow import small_corpus
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +110,7 @@ def tiny_recipe(tmp_path: Path) -> Path:
         "name": "tiny-ui",
         "seed": 3,
         "seeds": str(DATA / "seeds.jsonl"),
-        "corpus": {"path": str(DATA / "corpus.jsonl")},
+        "corpus": {"path": str(small_corpus(tmp_path))},
         "model": {"backend": "transformers"},  # no second vLLM engine beside the session's
         "generate": {"prompts": 2, "batch_prompts": 2, "max_tokens": 160},
         "instances": {"max_tokens": 48},
