@@ -1,7 +1,8 @@
 """`selfalign ablate RECIPE`: does the curated data make the model better, against controls?
 
     base                   the model itself, untrained
-    corpus-only, random, recipe, recipe-minus-<stage>      (flows/ablation_data.py)
+    corpus-only, random, recipe, recipe-minus-<stage>, origin-<origin>  (flows/ablation_data.py)
+    recipe+self_feedback, recipe+critique_sft    the export plus SELF's / MultiCritique's rows
 
 Every trained variant gets one LoRA (the recipe's `train.lora` / `train.sft`, one pass over its
 budgeted rows) from the same base model and the same training-token budget, and is measured on the
@@ -39,6 +40,7 @@ from flows.train import (
     EVAL_CODE,
     TRAIN_CODE,
     cached,
+    extra_rows,
     file_digest,
     release_inference,
     sft_task,
@@ -53,6 +55,7 @@ from generators.records import Record
 MC_CODE = ("trainers.mc", "filters.calibration")
 MINUS = "recipe-minus-"
 ORIGIN = "origin-"
+PLUS = "recipe+"  # recipe+self_feedback, recipe+critique_sft: the export plus those rows
 RUNLESS = {"corpus-only"}  # variants that need no curated run
 
 
@@ -113,13 +116,15 @@ def expand(
     return list(dict.fromkeys(out))
 
 
+def _chat_record(messages: list[dict[str, str]]) -> Record:
+    """instruction = the user turn, output = the assistant turn."""
+    return Record(messages[0]["content"], output=messages[-1]["content"])
+
+
 def _record(row: dict[str, Any]) -> Record:
     """A record from an export row; a row with only `messages` (a hand-made train.jsonl) gives
     instruction = its user turn, output = its assistant turn."""
-    if "instruction" in row:
-        return Record.from_dict(row)
-    user, answer = row["messages"][0]["content"], row["messages"][-1]["content"]
-    return Record(user, output=answer)
+    return Record.from_dict(row) if "instruction" in row else _chat_record(row["messages"])
 
 
 def curated_records(run: Path) -> list[Record]:
@@ -144,6 +149,9 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = curated
         elif name.startswith(ORIGIN):
             out[name] = data.origin_rows(run, curated, name.removeprefix(ORIGIN))
+        elif name.startswith(PLUS):
+            extra = [json.loads(line) for line in extra_rows(run, name.removeprefix(PLUS))]
+            out[name] = curated + [_chat_record(row["messages"]) for row in extra]
         else:
             out[name] = data.minus_rows(run, curated, name.removeprefix(MINUS))
     return out

@@ -394,6 +394,11 @@ class TrainConfig(Strict):
     dpo: dict[str, Any] | None = Field(
         None, description="TRL DPOConfig fields; set (even {}) to run DPO on export/dpo.jsonl"
     )
+    extra_sft: list[Literal["self_feedback", "critique_sft"]] = Field(
+        default_factory=list,
+        description="also train on these files of the run's export: SELF's self-feedback rows "
+        "(critique an answer), MultiCritique's critique rows (critique as its critics agreed)",
+    )
     uds: UDSConfig = UDSConfig()
     eval: EvalConfig = EvalConfig()
     promote: PromoteConfig = PromoteConfig()
@@ -405,6 +410,8 @@ MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft
                 "self_refine", "multicritique", "mix", "select")  # fmt: skip
 # `origin-<name>`: one origin's records as they reached the mix (flows/origins.py)
 ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading")
+# `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
+EXTRA_SFT = ("self_feedback", "critique_sft")
 
 
 class AblateConfig(Strict):
@@ -414,8 +421,9 @@ class AblateConfig(Strict):
     variants: list[str] = Field(
         default_factory=lambda: list(ABLATE_VARIANTS),
         description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
-        "for every judged/selection stage the recipe has on, or origin-<origin> for one origin's "
-        "records; base is always measured",
+        "for every judged/selection stage the recipe has on, origin-<origin> for one origin's "
+        "records, or recipe+<self_feedback|critique_sft> for the export plus those rows; base is "
+        "always measured",
     )
     token_budget: int | None = Field(
         None, ge=1, description="training tokens per variant; None: the curated set's x epochs"
@@ -433,12 +441,13 @@ class AblateConfig(Strict):
                 name in ABLATE_VARIANTS
                 or (name != stage and stage in (*MINUS_STAGES, "all"))
                 or name.removeprefix("origin-") in ORIGIN_VARIANTS
+                or name.removeprefix("recipe+") in EXTRA_SFT
             )
             if not known:
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
                     f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}> or "
-                    f"origin-<{'|'.join(ORIGIN_VARIANTS)}>"
+                    f"origin-<{'|'.join(ORIGIN_VARIANTS)}> or recipe+<{'|'.join(EXTRA_SFT)}>"
                 )
         if len(set(variants)) != len(variants):
             raise ValueError("a variant is listed twice")

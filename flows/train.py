@@ -127,9 +127,38 @@ def dpo_rows(run_dir: Path) -> Path | None:
     return path if path.is_file() and path.read_text(encoding="utf-8").strip() else None
 
 
+def extra_rows(run: Path, name: str) -> list[str]:
+    """The JSONL lines of export/<name>.jsonl (self_feedback, critique_sft) for train.extra_sft;
+    a missing or empty file is an error naming it and the stage that writes it."""
+    path = run / "export" / f"{name}.jsonl"
+    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        stage = "self_refine" if name == "self_feedback" else "multicritique"
+        raise SelfAlignError(
+            f"{path}: no rows for train.extra_sft '{name}' (the run needs {stage}.enabled)"
+        )
+    return lines
+
+
+def sft_data(run: Path, out: Path, extra: list[str]) -> Path:
+    """export/train.jsonl, or with train.extra_sft a copy of it followed by those files' rows
+    (<out>/sft_data.jsonl)."""
+    data = run / "export" / "train.jsonl"
+    if not extra:
+        return data
+    lines = data.read_text(encoding="utf-8").splitlines()
+    for name in extra:
+        lines += extra_rows(run, name)
+    path = out / "sft_data.jsonl"
+    write_text_atomic(path, "".join(line + "\n" for line in lines if line.strip()))
+    return path
+
+
 def train_steps(r: Recipe, run: Path, base, out: Path) -> tuple[Any, dict, dict | None]:
     """SFT on the export, then DPO on its preference pairs if asked; (trained ref, sft, dpo)."""
-    cfg, cache, data = r.train, run / "cache", run / "export" / "train.jsonl"
+    cfg, cache = r.train, run / "cache"
+    data = sft_data(run, out, cfg.extra_sft)
     train_cfg, code = cfg.model_dump(), code_version(TRAIN_CODE)
     key = content_key("sft", base.model_id, file_digest(data), train_cfg, code)
     sft = cached(

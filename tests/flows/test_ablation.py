@@ -125,3 +125,51 @@ def test_compare_and_table() -> None:
     card = with_card_section("# card\n\ntext\n", card_section(result))
     assert card.startswith("# card\n\ntext\n\n## Ablation\n")
     assert with_card_section(card, card_section(result)) == card  # replaced, not appended
+
+
+def _export(run, name: str, rows: list[dict]) -> None:
+    import json
+
+    (run / "export").mkdir(parents=True, exist_ok=True)
+    (run / "export" / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _chat(user: str, answer: str) -> dict:
+    return {
+        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
+    }
+
+
+def test_extra_sft_rows_follow_the_export_in_training_and_in_recipe_plus_variants(tmp_path) -> None:
+    from flows.ablate import variant_records
+    from flows.recipe import Recipe
+    from flows.train import sft_data
+
+    run = tmp_path / "run"
+    atp = ("What is ATP?", "The cell's energy carrier.")
+    _export(run, "train", [{**_chat(*atp), "instruction": atp[0], "output": atp[1]}])
+    feedback = {"instruction": "Q", "verdict": "correct", **_chat("Judge: Q / A", "Correct.")}
+    _export(run, "self_feedback", [feedback])
+    out = tmp_path / "out"
+    assert sft_data(run, out, []) == run / "export" / "train.jsonl"
+    data = sft_data(run, out, ["self_feedback"])
+    assert data == out / "sft_data.jsonl"
+    lines = data.read_text().splitlines()
+    assert len(lines) == 2 and '"Correct."' in lines[1]
+    with pytest.raises(SelfAlignError, match=r"critique_sft\.jsonl: no rows .*multicritique"):
+        sft_data(run, out, ["critique_sft"])
+
+    recipe = Recipe.model_validate(
+        {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+         "ablate": {"variants": ["recipe", "recipe+self_feedback"]}}
+    )  # fmt: skip
+    sets = variant_records(recipe, run, recipe.ablate.variants)
+    assert [(r.instruction, r.output) for r in sets["recipe+self_feedback"]] == [
+        atp,
+        ("Judge: Q / A", "Correct."),
+    ]
+    with pytest.raises(ValueError, match="recipe\\+<self_feedback\\|critique_sft>"):
+        Recipe.model_validate(
+            {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+             "ablate": {"variants": ["recipe+dpo"]}}
+        )  # fmt: skip
