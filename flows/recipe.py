@@ -1,6 +1,7 @@
 """The recipe: one YAML file per run, validated by pydantic when it is loaded.
 
-Unknown keys are errors naming the key; bad values are errors naming the field. `--set a.b=value`
+Unknown keys are errors naming the key, its line and column, and the likely key meant; bad values
+are errors naming the field (flows/recipe_errors.py). `--set a.b=value`
 overrides a field (the value is parsed as YAML: `--set generate.prompts=8`). Relative paths in a
 recipe are resolved against the recipe file's folder, so a recipe works from any working directory.
 """
@@ -19,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from flows.recipe_errors import format_error, yaml_positions
 from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8
 
@@ -487,6 +489,11 @@ class Recipe(Strict):
     serve: ServeConfig = ServeConfig()
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
 
+    @field_validator("corpus", mode="before")
+    @classmethod
+    def _corpus_path(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
         if self.train.enabled and not self.train.eval.domain:
@@ -511,18 +518,6 @@ def recipe_yaml(recipe: Recipe) -> str:
     import yaml
 
     return yaml.safe_dump(recipe.model_dump(), sort_keys=False)
-
-
-def _format_error(source: str, err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        return f"{source}: unknown key '{where}'"
-    if first["type"] == "missing":
-        return f"{source}: missing key '{where}'"
-    if first["type"] == "value_error":  # our validators: the message says what is wrong
-        return f"{source}: '{where}': {first['msg'].removeprefix('Value error, ')}"
-    return f"{source}: '{where}': {first['msg']} (got {first.get('input')!r})"
 
 
 def _apply_set(data: dict[str, Any], assignment: str) -> None:
@@ -556,8 +551,9 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise SelfAlignError(f"{path}: is a directory, expected a recipe YAML file")
     if not path.is_file():
         raise SelfAlignError(f"{path}: no such recipe file")
+    text = decode_utf8(path.read_bytes(), path)
     try:
-        data = yaml.safe_load(decode_utf8(path.read_bytes(), path))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as e:  # the mark, when there is one, says where: name that line
         mark, problem = getattr(e, "problem_mark", None), getattr(e, "problem", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -566,6 +562,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
     for assignment in overrides:
         _apply_set(data, assignment)
+    if isinstance(data.get("corpus"), str):  # `corpus: PATH` is short for `corpus: {path: PATH}`
+        data["corpus"] = {"path": data["corpus"]}
     base = path.resolve().parent
     paths = (
         (data, "seeds"),
@@ -579,15 +577,17 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     for section, key in paths:
         if isinstance(section, dict) and isinstance(section.get(key), str):
             section[key] = str((base / Path(section[key]).expanduser()).resolve())
-    return validated(data, str(path))
+    return validated(data, str(path), text)
 
 
-def validated(data: dict[str, Any], source: str) -> Recipe:
-    """`data` as a Recipe; a validation error is one line naming `source` and the key."""
+def validated(data: dict[str, Any], source: str, text: str | None = None) -> Recipe:
+    """`data` as a Recipe; a validation error is one line naming `source` (with the key's line
+    and column when `text`, the recipe's YAML, has it) and the key."""
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise SelfAlignError(_format_error(source, e)) from None
+        positions = yaml_positions(text) if text is not None else None
+        raise SelfAlignError(format_error(source, e, Recipe, positions)) from None
 
 
 def with_overrides(recipe: dict[str, Any], overrides: list[str]) -> Recipe:

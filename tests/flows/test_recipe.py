@@ -87,3 +87,35 @@ def test_loop_recipe_and_the_next_rounds_recipe(tmp_path):
 def test_a_folder_is_not_a_recipe(tmp_path):
     with pytest.raises(SelfAlignError, match=r": is a directory, expected a recipe YAML file"):
         load_recipe(tmp_path)
+
+
+def test_recipe_errors_name_line_column_and_the_key_meant(tmp_path) -> None:
+    from flows.recipe_errors import yaml_positions
+
+    assert yaml_positions("a:\n  b: 1\n  c:\n    - d: 2\n") == {
+        ("a",): (1, 1),
+        ("a", "b"): (2, 3),
+        ("a", "c"): (3, 3),
+        ("a", "c", "0"): (4, 7),
+        ("a", "c", "0", "d"): (4, 7),
+    }
+    (tmp_path / "s.jsonl").write_text('{"instruction": "Explain ATP.", "output": "x"}\n')
+    (tmp_path / "c.jsonl").write_text('{"id": "d1", "text": "ATP is made."}\n')
+    head = "name: a\nseeds: s.jsonl\ncorpus: c.jsonl\n"
+    cases = {
+        "generate:\n  temprature: 0.5\n": "r.yaml:5:3: unknown key 'generate.temprature' "
+        "(did you mean 'temperature'?)",
+        "generate:\n  prompts: -1\n": "r.yaml:5:3: 'generate.prompts': Input should be greater",
+        "colour: red\n": "r.yaml:4:1: unknown key 'colour'",
+        "multicritique:\n  critics:\n    - persona: accuracy\n      sed: 1\n": "r.yaml:7:7: "
+        "unknown key 'multicritique.critics.0.sed' (did you mean 'seed'?)",
+    }
+    for tail, message in cases.items():
+        (tmp_path / "r.yaml").write_text(head + tail)
+        with pytest.raises(SelfAlignError) as e:
+            load_recipe(tmp_path / "r.yaml")
+        assert str(e.value).startswith(f"{tmp_path / 'r.yaml'}:{message.split(':', 1)[1]}")
+    (tmp_path / "r.yaml").write_text(head)  # `corpus: PATH`, short for `corpus: {path: PATH}`
+    assert load_recipe(tmp_path / "r.yaml").corpus.path == str(tmp_path / "c.jsonl")
+    with pytest.raises(SelfAlignError, match=r"r\.yaml: unknown key 'generate.nope'$"):
+        load_recipe(tmp_path / "r.yaml", ["generate.nope=1"])  # from --set: no position

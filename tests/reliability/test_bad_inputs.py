@@ -219,27 +219,30 @@ CASES = {
         ("recipe.yaml: a recipe must be a mapping",), files={"recipe.yaml": b"- name\n- seeds\n"}
     ),
     "recipe-empty": Case(("recipe.yaml: a recipe must be a mapping",), files={"recipe.yaml": b""}),
-    "recipe-unknown-key": Case(("recipe.yaml: unknown key 'colour'",), recipe="colour: red\n"),
+    "recipe-unknown-key": Case(("recipe.yaml:9:1: unknown key 'colour'",), recipe="colour: red\n"),
     "recipe-unknown-nested-key": Case(
-        ("recipe.yaml: unknown key 'generate.promts'",), recipe="generate:\n  promts: 8\n"
+        ("recipe.yaml:10:3: unknown key 'generate.promts' (did you mean 'prompts'?)",),
+        recipe="generate:\n  promts: 8\n",
     ),
     "recipe-wrong-type": Case(
-        ("recipe.yaml: 'generate.prompts'", "'many'"), recipe="generate:\n  prompts: many\n"
+        ("recipe.yaml:10:3: 'generate.prompts'", "'many'"), recipe="generate:\n  prompts: many\n"
     ),
     "recipe-negative-count": Case(
-        ("recipe.yaml: 'generate.prompts'", "-1"), recipe="generate:\n  prompts: -1\n"
+        ("recipe.yaml:10:3: 'generate.prompts'", "-1"), recipe="generate:\n  prompts: -1\n"
     ),
     "recipe-missing-key": Case(
         ("recipe.yaml: missing key 'seeds'",),
         files={"recipe.yaml": b"name: bad\ncorpus:\n  path: corpus.jsonl\n"},
     ),
-    "recipe-bad-run-name": Case(("recipe.yaml: 'name'", "../escape"), recipe="name: ../escape\n"),
+    "recipe-bad-run-name": Case(
+        ("recipe.yaml:9:1: 'name'", "../escape"), recipe="name: ../escape\n"
+    ),
     "recipe-unknown-backend": Case(
-        ("recipe.yaml: 'model.backend'", "llamacpp"),
+        ("recipe.yaml:10:3: 'model.backend'", "llamacpp"),
         recipe="model:\n  backend: llamacpp\n  name: model\n",
     ),
     "recipe-overlap-not-below-chunk": Case(
-        ("recipe.yaml: 'corpus'", "overlap_words must be smaller than chunk_words"),
+        ("recipe.yaml:9:1: 'corpus'", "overlap_words must be smaller than chunk_words"),
         recipe="corpus:\n  path: corpus.jsonl\n  chunk_words: 40\n  overlap_words: 40\n",
     ),
     "model-folder-missing": Case(
