@@ -254,6 +254,7 @@ def _show_rounds(root: Path) -> None:
 
 
 EXAMPLES_SHOWN = 2
+EMPTY_EXPORT = 3  # exit code of a run that exported no record (user errors exit 2)
 
 
 def _show_examples(train_jsonl: Path) -> None:
@@ -273,8 +274,12 @@ def _show_examples(train_jsonl: Path) -> None:
 def run(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see flows/recipes/).")],
     set_: SetOpt("generate.prompts=8") = None,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Exit 0 when the run exports 0 records (default: exit 3).")
+    ] = False,
 ) -> None:
-    """Run the Self-Specialization flow on a recipe; prints the run folder."""
+    """Run the Self-Specialization flow on a recipe; prints the run folder. Exit 3 when it
+    exports no record (unless --allow-empty)."""
     from flows.recipe import load_recipe
 
     _setup_logging()
@@ -295,6 +300,13 @@ def run(
     if loaded.train.enabled:
         _show_rounds(run_dir)
         typer.echo(f"rounds: {run_dir / 'rounds.json'}")
+    if not manifest["records"] and not allow_empty:
+        from flows.export import biggest_drop
+
+        why = biggest_drop(manifest["stages"]) or "no stage produced a record"
+        print(f"error: {run_dir}: 0 records exported; {why} (--allow-empty accepts it)",
+              file=sys.stderr)  # fmt: skip
+        sys.exit(EMPTY_EXPORT)
 
 
 @app.command()

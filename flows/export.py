@@ -147,6 +147,16 @@ def write_export(
     return target
 
 
+def biggest_drop(stages: list[dict[str, Any]]) -> str:
+    """'<stage> dropped N records, most often <reason> (M)' for the stage that dropped the most;
+    '' when no stage dropped any."""
+    worst = max(stages, key=lambda s: s["dropped"], default=None)
+    if worst is None or not worst["dropped"]:
+        return ""
+    reason, count = max(worst["reasons"].items(), key=lambda kv: kv[1], default=("-", 0))
+    return f"{worst['stage']} dropped {worst['dropped']} records, most often {reason} ({count})"
+
+
 def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
     """Markdown data card: recipe, models, counts per stage and reason, examples."""
     lines = [
@@ -156,6 +166,14 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         f"{len(records)} records. Generator: `{manifest['model_id']}` ({manifest['backend']}); "
         f"embedder: `{manifest['embedder_id']}`.",
         "",
+    ]
+    if not records:
+        drop = biggest_drop(manifest["stages"])
+        lines += [
+            f"**The export is empty.** {drop + '.' if drop else 'No stage produced a record.'}",
+            "",
+        ]
+    lines += [
         "## Funnel",
         "",
         "| stage | in | kept | dropped | reasons | seconds |",

@@ -1,0 +1,60 @@
+"""A run that exports nothing says so: exit 3, the stage and reason that dropped the most, and a
+data card that says the export is empty; `--allow-empty` accepts it (exit 0)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.export import biggest_drop
+
+SELFALIGN = str(Path(sys.executable).with_name("selfalign"))
+# Reading tasks only (no LLM involved), asking for cause tasks from passages that state no cause:
+# every passage is mined and none gives a task.
+RECIPE = """name: empty
+seeds: seeds.jsonl
+corpus: corpus.jsonl
+mix: {self_instruct: 0, reading: 1}
+reading: {kinds: [cause]}
+runs_dir: runs
+"""
+
+
+def test_biggest_drop_names_the_stage_and_its_most_common_reason() -> None:
+    stages = [
+        {"stage": "generate", "dropped": 2, "reasons": {"no_list": 2}},
+        {"stage": "grounding", "dropped": 5, "reasons": {"unsupported": 4, "empty": 1}},
+    ]
+    assert biggest_drop(stages) == "grounding dropped 5 records, most often unsupported (4)"
+    assert biggest_drop([{"stage": "corpus", "dropped": 0, "reasons": {}}]) == ""
+
+
+@pytest.mark.slow
+def test_an_empty_export_exits_3_unless_allowed(tmp_path) -> None:
+    (tmp_path / "seeds.jsonl").write_text('{"instruction": "Explain ATP.", "output": "Energy."}\n')
+    docs = ["The heart has four chambers and two valves.", "The aorta is the largest artery."]
+    (tmp_path / "corpus.jsonl").write_text(
+        "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
+    )
+    (tmp_path / "recipe.yaml").write_text(RECIPE)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([SELFALIGN, "run", "recipe.yaml", *extra], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+
+    proc = run()
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "0 records exported" in last, last
+    assert "reading dropped 2 records" in last and "--allow-empty" in last, last
+    card = (tmp_path / "runs" / "empty" / "export" / "README.md").read_text()
+    assert "**The export is empty.** reading dropped 2 records" in card
+    assert (tmp_path / "runs" / "empty" / "export" / "train.jsonl").read_text() == ""
+    assert run("--allow-empty").returncode == 0
