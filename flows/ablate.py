@@ -141,7 +141,8 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
     out: dict[str, list[Record]] = {}
     for name in variants:
         if name == "corpus-only":
-            corpus = load_corpus(r.corpus.path, r.corpus.chunk_words, r.corpus.overlap_words)
+            c = r.corpus
+            corpus = load_corpus(c.path, c.chunk_words, c.overlap_words, c.on_bad_record)
             out[name] = data.corpus_rows([(p.id, p.text) for p in corpus.passages])
         elif name == "random":
             out[name] = data.random_rows(run, len(curated), r.ablate.seed)

@@ -191,7 +191,7 @@ def _check_corpus(recipe) -> None:
     from generators.corpus import iter_documents
 
     documents = with_text = 0
-    for _, text in iter_documents(recipe.corpus.path):
+    for _, text in iter_documents(recipe.corpus.path, recipe.corpus.on_bad_record):
         documents += 1
         with_text += bool(text.strip())
     if documents == 0:

@@ -185,9 +185,8 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     log = get_run_logger()
     seeds = load_seeds(run.recipe.seeds)
     with run.timed("corpus"):
-        corpus = load_corpus(
-            run.recipe.corpus.path, run.recipe.corpus.chunk_words, run.recipe.corpus.overlap_words
-        )
+        c = run.recipe.corpus
+        corpus = load_corpus(c.path, c.chunk_words, c.overlap_words, c.on_bad_record)
     run.corpus_stage(corpus)
     log.info(
         "round %d: %d seeds, %d passages (%d dropped), model %s; run folder %s",

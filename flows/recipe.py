@@ -35,6 +35,11 @@ class CorpusConfig(Strict):
     )
     chunk_words: int = Field(180, ge=16, description="passage length in words")
     overlap_words: int = Field(30, ge=0, description="words shared by consecutive chunks")
+    on_bad_record: Literal["error", "skip"] = Field(
+        "error",
+        description="a document with no text: stop with its file:line (error), or drop it with "
+        "reason empty_text in the corpus stage's rejected records (skip)",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> CorpusConfig:

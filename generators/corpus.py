@@ -86,12 +86,20 @@ def chunk_text(text: str, size_words: int, overlap_words: int) -> list[str]:
     return chunks
 
 
-def _checked(where: str, doc_id: Any, text: Any) -> tuple[str, str]:
+def _checked(where: str, doc_id: Any, text: Any, on_bad: str) -> tuple[str, str]:
+    """(id, text) of one document. A text that is missing, not a string or only whitespace is
+    an error naming the file, line and id; with on_bad 'skip' it becomes "" (dropped later as
+    empty_text). A bad id is always an error: nothing could name the dropped record."""
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise SelfAlignError(f"{where}: 'id' must be a non-empty string, got {json_type(doc_id)}")
-    if not isinstance(text, str):
-        raise SelfAlignError(f"{where}: 'text' must be a string, got {json_type(text)}")
-    return doc_id, text
+    if isinstance(text, str) and text.strip():
+        return doc_id, text
+    if on_bad == "skip":
+        return doc_id, text if isinstance(text, str) else ""
+    problem = "is empty" if isinstance(text, str) else f"must be a string, got {json_type(text)}"
+    raise SelfAlignError(
+        f"{where}: document {doc_id!r}: 'text' {problem} (corpus.on_bad_record: skip drops it)"
+    )
 
 
 def _jsonl_docs(path: Path) -> Iterator[Located]:
@@ -177,10 +185,10 @@ def _located_docs(path: Path) -> Iterator[Located]:
     )
 
 
-def _unique(docs: Iterator[Located]) -> Iterator[tuple[str, str]]:
+def _unique(docs: Iterator[Located], on_bad: str) -> Iterator[tuple[str, str]]:
     first_at: dict[str, str] = {}
     for where, doc_id, text in docs:
-        doc_id, text = _checked(where, doc_id, text)
+        doc_id, text = _checked(where, doc_id, text, on_bad)
         if doc_id in first_at:
             raise SelfAlignError(
                 f"{where}: duplicate document id {doc_id!r} (first at {first_at[doc_id]})"
@@ -189,9 +197,12 @@ def _unique(docs: Iterator[Located]) -> Iterator[tuple[str, str]]:
         yield doc_id, text
 
 
-def iter_documents(path: str | Path) -> Iterator[tuple[str, str]]:
-    """Stream (doc id, text) from a corpus path; ids are checked unique as they come."""
-    return _unique(_located_docs(Path(path)))
+def iter_documents(path: str | Path, on_bad_record: str = "error") -> Iterator[tuple[str, str]]:
+    """Stream (doc id, text) from a corpus path; ids are checked unique as they come, and a
+    document without text is an error (on_bad_record 'skip': its text is "")."""
+    if on_bad_record not in ("error", "skip"):
+        raise ValueError(f"on_bad_record must be 'error' or 'skip', got {on_bad_record!r}")
+    return _unique(_located_docs(Path(path)), on_bad_record)
 
 
 def text_digest(text: str) -> int:
@@ -206,11 +217,14 @@ def text_digest(text: str) -> int:
 
 
 def iter_passages(
-    path: str | Path, chunk_words: int = CHUNK_WORDS, overlap_words: int = CHUNK_OVERLAP
+    path: str | Path,
+    chunk_words: int = CHUNK_WORDS,
+    overlap_words: int = CHUNK_OVERLAP,
+    on_bad_record: str = "error",
 ) -> Iterator[tuple[Passage, str | None]]:
     """Stream every passage with its drop reason (None: kept); path and window are checked now."""
     _check_window(chunk_words, overlap_words)
-    return _passages(iter_documents(path), chunk_words, overlap_words)
+    return _passages(iter_documents(path, on_bad_record), chunk_words, overlap_words)
 
 
 def _passages(
@@ -229,11 +243,15 @@ def _passages(
 
 
 def load_corpus(
-    path: str | Path, chunk_words: int = CHUNK_WORDS, overlap_words: int = CHUNK_OVERLAP
+    path: str | Path,
+    chunk_words: int = CHUNK_WORDS,
+    overlap_words: int = CHUNK_OVERLAP,
+    on_bad_record: str = "error",
 ) -> Corpus:
-    """Chunk every document into passages; drop empty documents and exact duplicate passages."""
+    """Chunk every document into passages; drop exact duplicate passages (and, with
+    on_bad_record 'skip', documents without text; else those are an error)."""
     corpus = Corpus(passages=[], dropped=[], source=str(path))
-    for passage, reason in iter_passages(path, chunk_words, overlap_words):
+    for passage, reason in iter_passages(path, chunk_words, overlap_words, on_bad_record):
         if reason is None:
             corpus.passages.append(passage)
         else:

@@ -90,7 +90,7 @@ DUPLICATES_AND_EMPTY = [
 
 def test_duplicates_and_empty_texts_are_dropped_with_reasons(tmp_path):
     rows = DUPLICATES_AND_EMPTY
-    corpus = load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), 4, 1)
+    corpus = load_corpus(write_jsonl(tmp_path / "c.jsonl", rows), 4, 1, "skip")
     assert [p.id for p in corpus.passages] == ["a#0", "a#1", "a#2", "d"]
     assert corpus.dropped == [
         (Passage("b", "w3 w4 w5 w6", "b"), "duplicate_of_a#1"),
@@ -158,11 +158,11 @@ def test_saved_dataset_without_columns(tmp_path):
         (b'{"id": "a", "text": "x"}\n["a", "x"]\n', r":2: expected a JSON object, got list"),
         (b'{"text": "x"}\n', r":1: 'id' must be a non-empty string, got null"),
         (b'{"id": 7, "text": "x"}\n', r":1: 'id' must be a non-empty string, got number"),
-        (b'{"id": "a"}\n', r":1: 'text' must be a string, got null"),
-        (b'{"id": "a", "text": ["x"]}\n', r":1: 'text' must be a string, got list"),
+        (b'{"id": "a"}\n', r":1: document 'a': 'text' must be a string, got null"),
+        (b'{"id": "a", "text": ["x"]}\n', r":1: document 'a': 'text' must be a string, got list"),
         (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "\xfe"}\n', r":2: not valid UTF-8"),
         (b"\n", r": empty corpus"),
-        (b'{"id": "a", "text": " "}\n', r": empty corpus"),
+        (b'{"id": "a", "text": " "}\n', r":1: document 'a': 'text' is empty"),
     ],
 )
 def test_bad_jsonl_names_file_and_line(tmp_path, content, message):
@@ -239,7 +239,7 @@ def test_saved_dataset_dict_asks_for_a_split(tmp_path):
 def test_iter_passages_streams_what_load_corpus_keeps_and_drops(tmp_path):
     rows = DUPLICATES_AND_EMPTY
     path = write_jsonl(tmp_path / "c.jsonl", rows)
-    streamed = list(iter_passages(path, 4, 1))
+    streamed = list(iter_passages(path, 4, 1, "skip"))
     assert [(p.id, reason) for p, reason in streamed] == [
         ("a#0", None),
         ("a#1", None),
@@ -249,7 +249,7 @@ def test_iter_passages_streams_what_load_corpus_keeps_and_drops(tmp_path):
         ("d", None),
         ("e", "duplicate_of_d"),
     ]
-    corpus = load_corpus(path, 4, 1)
+    corpus = load_corpus(path, 4, 1, "skip")
     assert [p for p, reason in streamed if reason is None] == corpus.passages
     assert [(p, reason) for p, reason in streamed if reason is not None] == corpus.dropped
 
@@ -281,3 +281,19 @@ def test_parquet_reading_does_not_buffer_the_file(tmp_path):
     for _ in iter_documents(path):
         held = max(held, pa.total_allocated_bytes())
     assert held < 3_000_000  # a row group or two; pyarrow's pre_buffer held all 7 MB
+
+
+def test_a_document_without_text_is_an_error_naming_its_line_unless_skipped(tmp_path):
+    rows = [{"id": "a", "text": "w1 w2"}, {"id": "b", "text": " \n "}, {"id": "c"}]
+    path = write_jsonl(tmp_path / "c.jsonl", rows)
+    with pytest.raises(SelfAlignError, match=r"c\.jsonl:2: document 'b': 'text' is empty"):
+        load_corpus(path)
+    path = write_jsonl(tmp_path / "d.jsonl", [rows[0], rows[2]])
+    with pytest.raises(SelfAlignError, match=r"d\.jsonl:2: document 'c': 'text' must be a string"):
+        load_corpus(path)
+    corpus = load_corpus(write_jsonl(tmp_path / "e.jsonl", rows), on_bad_record="skip")
+    assert [p.id for p in corpus.passages] == ["a"]
+    assert [(p.id, reason) for p, reason in corpus.dropped] == [
+        ("b", "empty_text"),
+        ("c", "empty_text"),
+    ]

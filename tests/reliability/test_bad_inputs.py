@@ -155,8 +155,17 @@ CASES = {
         ("{d}/corpus.jsonl: the corpus has no documents",), files={"corpus.jsonl": b""}
     ),
     "corpus-only-blank-texts": Case(
+        ("{d}/corpus.jsonl:1: document 'a': 'text' is empty", "corpus.on_bad_record: skip"),
+        files={"corpus.jsonl": b'{"id": "a", "text": "  "}\n{"id": "b", "text": ""}\n'},
+    ),
+    "corpus-blank-text-skipped-leaves-nothing": Case(
         ("{d}/corpus.jsonl: empty corpus: no document has any text",),
         files={"corpus.jsonl": b'{"id": "a", "text": "  "}\n{"id": "b", "text": ""}\n'},
+        recipe="corpus:\n  path: corpus.jsonl\n  on_bad_record: skip\n",
+    ),
+    "corpus-one-blank-text": Case(
+        ("{d}/corpus.jsonl:2: document 'd2': 'text' is empty",),
+        files={"corpus.jsonl": CORPUS + b'{"id": "d2", "text": " \\n "}\n'},
     ),
     "corpus-folder-without-txt": Case(
         ("{d}/docs: no .txt files",),
@@ -183,7 +192,7 @@ CASES = {
         ("{d}/corpus.jsonl:1: UTF-16",), files={"corpus.jsonl": CORPUS.decode().encode("utf-16")}
     ),
     "corpus-row-without-text": Case(
-        ("{d}/corpus.jsonl:2: 'text' must be a string, got null",),
+        ("{d}/corpus.jsonl:2: document 'd2': 'text' must be a string, got null",),
         files={"corpus.jsonl": CORPUS + b'{"id": "d2"}\n'},
     ),
     "corpus-duplicate-ids": Case(
