@@ -234,6 +234,9 @@ class VLLMBackend:
         self.tokenizer = self.engine.get_tokenizer()
         self.kv_budget: int | None = None  # tokens in flight; None: the engine's KV capacity
         self.usage = new_usage()
+        # the last chat call's requests the engine could not take (a prompt longer than the
+        # model's context): their replies are empty, the stages drop them with a reason
+        self.last_failures: list[dict[str, Any]] = []
 
     def chat(self, conversations: list[Conversation], sampling: Sampling) -> list[list[str]]:
         if not conversations:
@@ -246,17 +249,37 @@ class VLLMBackend:
             params = [to_vllm_params(sampling, i) for i in range(len(conversations))]
         outputs = self._run(conversations, params)
         self.usage["conversations"] += len(conversations)
-        self.usage["output_tokens"] += sum(len(c.token_ids) for o in outputs for c in o.outputs)
+        done = [o for o in outputs if o is not None]
+        self.usage["output_tokens"] += sum(len(c.token_ids) for o in done for c in o.outputs)
         self.usage["seconds"] += time.perf_counter() - start
-        return [[c.text for c in o.outputs] for o in outputs]
+        return [
+            [c.text for c in o.outputs] if o is not None else [""] * sp.n
+            for o, sp in zip(outputs, params, strict=True)
+        ]
 
     def prompt_ids(self, conversation: Conversation) -> list[int]:
         return chat_prompt_ids(self.tokenizer, conversation)
 
     def _run(self, conversations: list[Conversation], params: list[Any]) -> list[Any]:
-        prompts = [self.prompt_ids(c) for c in conversations]
+        """The engine's outputs in input order; None where the prompt does not fit the context
+        (listed in last_failures instead of failing the whole batch)."""
         config = self.engine.llm_engine.vllm_config
         block, max_len = config.cache_config.block_size, config.model_config.max_model_len
+        prompts = [self.prompt_ids(c) for c in conversations]
+        fit = [i for i, p in enumerate(prompts) if len(p) < max_len]
+        self.last_failures = [
+            {"index": i, "error": f"prompt of {len(p)} tokens does not fit the model's context "
+             f"of {max_len} tokens", "attempts": 1}
+            for i, p in enumerate(prompts) if len(p) >= max_len
+        ]  # fmt: skip
+        outputs: list[Any] = [None] * len(prompts)
+        if fit:
+            ran = self._admit([prompts[i] for i in fit], [params[i] for i in fit], block, max_len)
+            for i, out in zip(fit, ran, strict=True):
+                outputs[i] = out
+        return outputs
+
+    def _admit(self, prompts: list[list[int]], params: list[Any], block: int, max_len: int):
         need = [
             request_tokens(len(p), sp, block, max_len)
             for p, sp in zip(prompts, params, strict=True)

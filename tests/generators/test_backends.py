@@ -121,6 +121,16 @@ def test_vllm_json_schema_is_enforced(vllm_llm):
     assert 1 <= verdict["score"] <= 5 and isinstance(verdict["reason"], str)
 
 
+def test_a_prompt_past_the_context_is_an_empty_reply_listed_as_failed(vllm_llm):
+    too_long = [{"role": "user", "content": "cell " * 5000}]
+    replies = vllm_llm.chat([too_long, *conversations(PROMPTS[:1])], GREEDY)
+    assert replies[0] == [""] and "paris" in replies[1][0].lower()
+    assert [f["index"] for f in vllm_llm.last_failures] == [0]
+    assert "does not fit the model's context of" in vllm_llm.last_failures[0]["error"]
+    vllm_llm.chat(conversations(PROMPTS[:1]), GREEDY)
+    assert vllm_llm.last_failures == []
+
+
 def test_one_engine_per_process(vllm_llm, default_model):
     assert get_engine(default_model.path) is vllm_llm.engine
 
