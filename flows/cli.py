@@ -172,7 +172,7 @@ def _check_inputs(recipe) -> None:
     """
     from generators.seeds import load_seeds
 
-    load_seeds(recipe.seeds)
+    load_seeds(recipe.seeds, recipe.seeds_max_chars)
     if recipe.s3ft.enabled and recipe.s3ft.gold_set:
         load_seeds(recipe.s3ft.gold_set)
     if recipe.calibration.check_set:

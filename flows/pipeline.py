@@ -183,7 +183,7 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     started = time.time()
     run = Run.start(recipe, round)
     log = get_run_logger()
-    seeds = load_seeds(run.recipe.seeds)
+    seeds = load_seeds(run.recipe.seeds, run.recipe.seeds_max_chars)
     with run.timed("corpus"):
         c = run.recipe.corpus
         corpus = load_corpus(c.path, c.chunk_words, c.overlap_words, c.on_bad_record)

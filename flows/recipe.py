@@ -465,6 +465,9 @@ class Recipe(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
     seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
     seeds: str = Field(description="seed tasks: Self-Instruct JSONL, Alpaca JSON or own JSONL")
+    seeds_max_chars: int = Field(
+        20_000, ge=1, description="characters per seed field at most (longer: an error at load)"
+    )
     corpus: CorpusConfig
     model: ModelConfig = ModelConfig()
     embedder: str = Field("default", description="'default' or a sentence-transformers folder")

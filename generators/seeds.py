@@ -110,14 +110,31 @@ def _own_seed(obj: dict[str, Any], where: str, default_id: str) -> Seed:
     )
 
 
-def _load_jsonl(path: Path) -> list[Seed]:
+def _within(seed: Seed, where: str, max_chars: int | None) -> Seed:
+    """The seed, or an error naming the first field longer than `max_chars` characters."""
+    if max_chars is None:
+        return seed
+    fields = [("instruction", seed.instruction)]
+    for n, (inp, out) in enumerate(seed.instances):
+        fields += [(f"instances[{n}].input", inp), (f"instances[{n}].output", out)]
+    for name, text in fields:
+        if len(text) > max_chars:
+            raise _fail(
+                where,
+                f"'{name}' is {len(text):,} characters, over the limit of {max_chars:,} "
+                "(recipe key seeds_max_chars)",
+            )
+    return seed
+
+
+def _load_jsonl(path: Path, max_chars: int | None) -> list[Seed]:
     """Self-Instruct or own-schema lines; ids must be unique."""
     seeds: list[Seed] = []
     first_line: dict[str, int] = {}
     for lineno, obj in iter_jsonl_objects(path):
         where = f"{path}:{lineno}"
         parse = _self_instruct_seed if "instances" in obj else _own_seed
-        seed = parse(obj, where, f"seed_{lineno}")
+        seed = _within(parse(obj, where, f"seed_{lineno}"), where, max_chars)
         if seed.id in first_line:
             raise _fail(where, f"duplicate id {seed.id!r} (first on line {first_line[seed.id]})")
         first_line[seed.id] = lineno
@@ -127,7 +144,7 @@ def _load_jsonl(path: Path) -> list[Seed]:
     return seeds
 
 
-def _load_json_list(path: Path) -> list[Seed]:
+def _load_json_list(path: Path, max_chars: int | None) -> list[Seed]:
     """An Alpaca-style JSON list of {instruction, input?, output?} objects."""
     text = decode_utf8(path.read_bytes(), path)
     if not text.strip():
@@ -145,12 +162,14 @@ def _load_json_list(path: Path) -> list[Seed]:
         where = f"{path}: item {i}"
         if not isinstance(item, dict):
             raise _fail(where, f"expected a JSON object, got {json_type(item)}")
-        seeds.append(Seed(f"alpaca_{i}", _instruction(item, where), _one_instance(item, where)))
+        seed = Seed(f"alpaca_{i}", _instruction(item, where), _one_instance(item, where))
+        seeds.append(_within(seed, where, max_chars))
     return seeds
 
 
-def load_seeds(path: str | Path) -> list[Seed]:
-    """Seeds from a .jsonl (Self-Instruct or own schema) or .json (Alpaca list) file, in order."""
+def load_seeds(path: str | Path, max_chars: int | None = None) -> list[Seed]:
+    """Seeds from a .jsonl (Self-Instruct or own schema) or .json (Alpaca list) file, in order;
+    a field longer than `max_chars` characters is an error naming its file and line."""
     path = Path(path)
     if not path.exists():
         raise SelfAlignError(f"{path}: no such file")
@@ -158,9 +177,9 @@ def load_seeds(path: str | Path) -> list[Seed]:
         raise SelfAlignError(f"{path}: is a directory, expected a .jsonl or .json seed file")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return _load_jsonl(path)
+        return _load_jsonl(path, max_chars)
     if suffix == ".json":
-        return _load_json_list(path)
+        return _load_json_list(path, max_chars)
     raise SelfAlignError(
         f"{path}: unknown seed file extension {suffix!r} (expected .jsonl or .json)"
     )

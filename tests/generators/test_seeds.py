@@ -161,3 +161,12 @@ def test_missing_file_and_directory(tmp_path):
         load_seeds(tmp_path / "nope.jsonl")
     with pytest.raises(SelfAlignError, match=r"is a directory"):
         load_seeds(tmp_path)
+
+
+def test_a_seed_field_over_the_limit_names_its_line_and_the_limit(tmp_path):
+    path = tmp_path / "s.jsonl"
+    rows = [{"instruction": "Explain ATP."}, {"instruction": "Say.", "output": "x" * 30}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(load_seeds(path, max_chars=30)) == 2
+    with pytest.raises(SelfAlignError, match=r"s\.jsonl:2: 'instances\[0\]\.output' is 30 "):
+        load_seeds(path, max_chars=29)

@@ -137,6 +137,10 @@ CASES = {
         ("{d}/seeds.jsonl:2: line longer than",),
         prepare=_huge_line("seeds.jsonl", "instruction"),
     ),
+    "seeds-field-past-the-limit": Case(
+        ("{d}/seeds.jsonl:2: 'instruction' is 1,000,000 characters, over the limit of 20,000",),
+        files={"seeds.jsonl": SEEDS + b'{"instruction": "' + b"cell " * 200_000 + b'"}\n'},
+    ),
     "seeds-missing": Case(("{d}/seeds.jsonl: no such file",), files={"seeds.jsonl": None}),
     "seeds-is-a-directory": Case(
         ("{d}/seeds.jsonl: is a directory",), files={"seeds.jsonl": None, "seeds.jsonl/": None}
