@@ -62,11 +62,11 @@ def shingles(text: str, n: int = SHINGLE_WORDS) -> set[str]:
     return {" ".join(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def minhashes(texts: list[str]) -> list[MinHash]:
-    """One seeded MinHash per text, over its shingles (shared permutations, built once)."""
+def minhashes(texts: list[str], n: int = SHINGLE_WORDS) -> list[MinHash]:
+    """One seeded MinHash per text, over its word n-gram shingles (shared permutations)."""
     from datasketch import MinHash
 
-    shingled = ([s.encode("utf-8") for s in shingles(text)] for text in texts)
+    shingled = ([s.encode("utf-8") for s in shingles(text, n)] for text in texts)
     return MinHash.bulk(shingled, num_perm=MINHASH_PERMS, seed=MINHASH_SEED)
 
 
@@ -86,6 +86,39 @@ def _best_match(
     return i, -neg
 
 
+def first_duplicates(hashes: list[MinHash], threshold: float) -> list[tuple[int, float] | None]:
+    """In order, for each signature: None when it is kept, else (position among the kept ones
+    of the one it near-duplicates, Jaccard estimate >= threshold)."""
+    from datasketch import MinHashLSH
+
+    lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMS, weights=LSH_WEIGHTS)
+    kept: list[MinHash] = []
+    out: list[tuple[int, float] | None] = []
+    for minhash in hashes:
+        match = _best_match(minhash, lsh.query(minhash), kept, threshold)
+        if match is None:
+            lsh.insert(len(kept), minhash)  # keyed by position: texts may share an id
+            kept.append(minhash)
+        out.append(match)
+    return out
+
+
+def near_duplicate_texts(
+    texts: list[str], threshold: float, n: int
+) -> list[tuple[int, float] | None]:
+    """first_duplicates over word n-gram MinHashes, with positions into `texts`: None for a text
+    kept, else (index of the earlier kept text it near-duplicates, Jaccard estimate)."""
+    kept_at: list[int] = []
+    out: list[tuple[int, float] | None] = []
+    for i, match in enumerate(first_duplicates(minhashes(texts, n), threshold)):
+        if match is None:
+            kept_at.append(i)
+            out.append(None)
+        else:
+            out.append((kept_at[match[0]], match[1]))
+    return out
+
+
 def minhash_dedup(
     records: list[Record],
     threshold: float = JACCARD_MIN,
@@ -100,20 +133,12 @@ def minhash_dedup(
     Dropped records get reason f"near_duplicate_of_{kept_id}" and meta["dedup"] =
     {"method": "minhash", "jaccard_estimate": 0.875, "duplicate_of": kept_id}.
     """
-    from datasketch import MinHashLSH
-
-    lsh = MinHashLSH(threshold=threshold, num_perm=MINHASH_PERMS, weights=LSH_WEIGHTS)
     kept: list[Record] = []
-    kept_hashes: list[MinHash] = []
     dropped: list[Record] = []
-    for record, minhash in zip(
-        records, (hasher or minhashes)([key(r) for r in records]), strict=True
-    ):
-        match = _best_match(minhash, lsh.query(minhash), kept_hashes, threshold)
+    hashes = (hasher or minhashes)([key(r) for r in records])
+    for record, match in zip(records, first_duplicates(hashes, threshold), strict=True):
         if match is None:
-            lsh.insert(len(kept), minhash)  # keyed by position: records may share an id
             kept.append(record)
-            kept_hashes.append(minhash)
         else:
             position, estimate = match
             original = kept[position].id

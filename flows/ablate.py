@@ -34,6 +34,7 @@ from flows import ablation_report as report
 from flows.artifacts import artifact_key, publish
 from flows.decontaminate import heldout_index, heldout_sources
 from flows.export import export_row, user_message
+from flows.ingest import ingest
 from flows.recipe import MINUS_STAGES, Recipe, with_overrides
 from flows.tasks import code_version, content_key, given_key
 from flows.train import (
@@ -46,7 +47,6 @@ from flows.train import (
     sft_task,
     split_record,
 )
-from generators.corpus import load_corpus
 from generators.errors import SelfAlignError
 from generators.io import write_jsonl_atomic, write_text_atomic
 from generators.models import resolve_model
@@ -141,8 +141,7 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
     out: dict[str, list[Record]] = {}
     for name in variants:
         if name == "corpus-only":
-            c = r.corpus
-            corpus = load_corpus(c.path, c.chunk_words, c.overlap_words, c.on_bad_record)
+            corpus = ingest(r.corpus)
             out[name] = data.corpus_rows([(p.id, p.text) for p in corpus.passages])
         elif name == "random":
             out[name] = data.random_rows(run, len(curated), r.ablate.seed)

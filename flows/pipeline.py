@@ -37,13 +37,13 @@ from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
 from flows.calibrate import JUDGES, calibrate, judges_in
 from flows.decontaminate import decontaminate_stage
+from flows.ingest import ingest
 from flows.judges import judge_records
 from flows.origins import backtranslate_records, grounding_stage, mix_stage, reading_records
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.select import select_stage
 from flows.train import fine_tune, write_rounds
-from generators.corpus import load_corpus
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import load_seeds
@@ -185,8 +185,7 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     log = get_run_logger()
     seeds = load_seeds(run.recipe.seeds, run.recipe.seeds_max_chars)
     with run.timed("corpus"):
-        c = run.recipe.corpus
-        corpus = load_corpus(c.path, c.chunk_words, c.overlap_words, c.on_bad_record)
+        corpus = ingest(run.recipe.corpus)
     run.corpus_stage(corpus)
     log.info(
         "round %d: %d seeds, %d passages (%d dropped), model %s; run folder %s",

@@ -35,6 +35,13 @@ class CorpusConfig(Strict):
     )
     chunk_words: int = Field(180, ge=16, description="passage length in words")
     overlap_words: int = Field(30, ge=0, description="words shared by consecutive chunks")
+    near_duplicates: float | None = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="drop a passage whose word 5-gram Jaccard (MinHash estimate) with an earlier "
+        "kept one is >= this, reason near_duplicate_of_<id>; null keeps them",
+    )
     on_bad_record: Literal["error", "skip"] = Field(
         "error",
         description="a document with no text: stop with its file:line (error), or drop it with "

@@ -1,5 +1,6 @@
 """A run that exports nothing says so: exit 3, the stage and reason that dropped the most, and a
-data card that says the export is empty; `--allow-empty` accepts it (exit 0)."""
+data card that says the export is empty; `--allow-empty` accepts it (exit 0). The same run drops a
+near-duplicate passage at ingest."""
 
 from __future__ import annotations
 
@@ -37,7 +38,9 @@ def test_biggest_drop_names_the_stage_and_its_most_common_reason() -> None:
 @pytest.mark.slow
 def test_an_empty_export_exits_3_unless_allowed(tmp_path) -> None:
     (tmp_path / "seeds.jsonl").write_text('{"instruction": "Explain ATP.", "output": "Energy."}\n')
-    docs = ["The heart has four chambers and two valves.", "The aorta is the largest artery."]
+    from tests.flows.test_ingest import HEART, KIDNEY
+
+    docs = [HEART, KIDNEY, HEART.replace("120 mmHg.", "125 mmHg.")]  # the third: a near copy
     (tmp_path / "corpus.jsonl").write_text(
         "".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs))
     )
@@ -54,6 +57,13 @@ def test_an_empty_export_exits_3_unless_allowed(tmp_path) -> None:
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "0 records exported" in last, last
     assert "reading dropped 2 records" in last and "--allow-empty" in last, last
+    manifest = json.loads((tmp_path / "runs" / "empty" / "manifest.json").read_text())
+    corpus = manifest["stages"][0]
+    assert (corpus["stage"], corpus["kept"], corpus["reasons"]) == (
+        "corpus",
+        2,
+        {"near_duplicate": 1},
+    )
     card = (tmp_path / "runs" / "empty" / "export" / "README.md").read_text()
     assert "**The export is empty.** reading dropped 2 records" in card
     assert (tmp_path / "runs" / "empty" / "export" / "train.jsonl").read_text() == ""
