@@ -520,10 +520,33 @@ def export_run(
     typer.echo(str(target))
 
 
+class Stopped(BaseException):
+    """SIGTERM arrived (Prefect first marks the running flow and task as crashed, then passes the
+    signal on to the handler that was there before it: ours)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+STOPPED = (
+    "stopped by {name}; run the same command again to resume: finished steps are cached and "
+    "training resumes from its last epoch checkpoint"
+)
+
+
 def main() -> None:
-    """Entry point: user errors become one `error:` line and exit code 2."""
+    """Entry point: user errors become one `error:` line and exit code 2; SIGTERM and Ctrl-C
+    stop with one line saying how to resume (exit 128 + the signal number)."""
+    import signal
+
     from trainers.data import DataError
 
+    signal.signal(signal.SIGTERM, _raise_stopped)
     try:
         app()
     except (SelfAlignError, DataError) as e:
@@ -531,3 +554,7 @@ def main() -> None:
             raise
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except (Stopped, KeyboardInterrupt) as e:
+        signum = e.signum if isinstance(e, Stopped) else signal.SIGINT
+        print(f"error: {STOPPED.format(name=signal.Signals(signum).name)}", file=sys.stderr)
+        sys.exit(128 + signum)

@@ -9,8 +9,13 @@ naming it. Rows become TRL's conversational prompt/completion form, so the loss 
 assistant's answer only. bf16 on a CUDA GPU, fp32 on CPU. The merged model (adapter folded into
 the base weights) is a plain HF folder that vLLM, transformers and the next round load as-is.
 
+A checkpoint is saved at the end of every epoch (TRL's `save_strategy`, the last one kept) in
+out/trainer/; a run stopped or crashed part-way resumes from it when started again on the same
+inputs (RESUME_KEY tells; other inputs start over). UDS's selection memory is not checkpointed:
+a resumed UDS run starts it empty.
+
 Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the same code under
-`accelerate launch` yourself), resuming a half-finished training run (it starts over).
+`accelerate launch` yourself).
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ COMMON_DEFAULTS: dict[str, Any] = {
     "lr_scheduler_type": "cosine",
     "warmup_steps": 2,
     "logging_steps": 5,
-    "save_strategy": "no",
+    "save_strategy": "epoch",  # a checkpoint per epoch: a stopped or crashed run resumes
+    "save_total_limit": 1,
     "report_to": "none",
     "gradient_checkpointing": False,
     "dataloader_num_workers": 0,
@@ -194,9 +200,40 @@ def write_marker(folder: Path, base: str) -> None:
     (folder / TRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
 
 
-def _run(trainer, tokenizer, model_path: str, out: Path, examples: int, losses: list[float]):
+RESUME_KEY = "resume-key"  # in out/trainer/: the inputs its checkpoints were trained on
+
+
+def resume_point(folder: Path, inputs: str, report: Callable[[str], None]) -> str | None:
+    """The last checkpoint in `folder` when it was made from the same `inputs` (else the folder
+    is emptied for a fresh start, and None)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    marker = folder / RESUME_KEY
+    if marker.is_file() and marker.read_text() == inputs:
+        last = get_last_checkpoint(str(folder))
+        if last:
+            report(f"resuming from {last}")
+        return last
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    marker.write_text(inputs)
+    return None
+
+
+def run_inputs(model_path: str, data: Path, *configs: Any) -> str:
+    """A digest of what a training run depends on: base model, data bytes and configs."""
+    digest = hashlib.sha256(model_path.encode())
+    digest.update(Path(data).read_bytes())
+    digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def _run(
+    trainer, tokenizer, model_path: str, out: Path, examples: int, losses: list[float],
+    inputs: str, report: Callable[[str], None],
+):  # fmt: skip
     start = time.perf_counter()
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume_point(out / "trainer", inputs, report))
     adapter, merged = save_outputs(trainer, tokenizer, model_path, out)
     result = TrainResult(
         adapter=str(adapter),
@@ -254,7 +291,9 @@ def train_sft(
     else:
         trainer = SFTTrainer(**kwargs)
     report(f"SFT on {len(rows)} examples from {train_file} ({'UDS' if uds else 'all samples'})")
-    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses)
+    inputs = run_inputs(model_path, Path(train_file), lora, sft, uds)
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses, inputs,
+                report)  # fmt: skip
 
 
 def train_dpo(
@@ -276,4 +315,6 @@ def train_dpo(
     kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
     trainer = DPOTrainer(**kwargs)
     report(f"DPO on {len(rows)} preference pairs from {dpo_file}")
-    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses)
+    inputs = run_inputs(model_path, Path(dpo_file), lora, dpo)
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses, inputs,
+                report)  # fmt: skip
