@@ -379,7 +379,6 @@ def revision_first(record_id: str, critic: str) -> bool:
     return int(parts_digest((STAGE, record_id, critic))[-1], 16) % 2 == 0
 
 
-
 def preference_pair(
     record: Record, original: str, revision: str, verdict: str, revision_is_a: bool, critic: str
 ) -> dict | None:
