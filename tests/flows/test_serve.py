@@ -112,8 +112,11 @@ def _wait_for(check, what: str, timeout: float, proc: subprocess.Popen, log: Pat
 
 
 def test_served_schedule_manual_run_and_fine_tune_trigger(tiny_run, server_api, tmp_path):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
     tiny_run.reuse_replies(tmp_path / "runs" / "served")
-    _serve_and_check(server_api, tmp_path)
+    with temporary_settings({PREFECT_API_URL: server_api}):  # this process's client: that server
+        _serve_and_check(server_api, tmp_path)
 
 
 def _serve_and_check(api: str, tmp_path: Path) -> None:
