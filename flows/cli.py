@@ -301,9 +301,9 @@ def run(
         _show_rounds(run_dir)
         typer.echo(f"rounds: {run_dir / 'rounds.json'}")
     if not manifest["records"] and not allow_empty:
-        from flows.export import biggest_drop
+        from flows.export import empty_export_reason
 
-        why = biggest_drop(manifest["stages"]) or "no stage produced a record"
+        why = empty_export_reason(manifest["stages"])
         print(f"error: {run_dir}: 0 records exported; {why} (--allow-empty accepts it)",
               file=sys.stderr)  # fmt: skip
         sys.exit(EMPTY_EXPORT)

@@ -157,6 +157,14 @@ def biggest_drop(stages: list[dict[str, Any]]) -> str:
     return f"{worst['stage']} dropped {worst['dropped']} records, most often {reason} ({count})"
 
 
+def empty_export_reason(stages: list[dict[str, Any]]) -> str:
+    """Why nothing was exported: the first stage that kept no record, and the stage that
+    dropped the most ('reading kept 0 of 2; corpus dropped 1 records, most often ...')."""
+    parts = [f"{s['stage']} kept 0 of {s['in']}" for s in stages if not s["kept"]][:1]
+    parts += [biggest_drop(stages)] if biggest_drop(stages) else []
+    return "; ".join(parts) or "no stage produced a record"
+
+
 def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
     """Markdown data card: recipe, models, counts per stage and reason, examples."""
     lines = [
@@ -168,11 +176,7 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         "",
     ]
     if not records:
-        drop = biggest_drop(manifest["stages"])
-        lines += [
-            f"**The export is empty.** {drop + '.' if drop else 'No stage produced a record.'}",
-            "",
-        ]
+        lines += [f"**The export is empty:** {empty_export_reason(manifest['stages'])}.", ""]
     lines += [
         "## Funnel",
         "",

@@ -112,7 +112,7 @@ def tiny_recipe(tmp_path: Path) -> Path:
         "seeds": str(DATA / "seeds.jsonl"),
         "corpus": {"path": str(small_corpus(tmp_path))},
         "model": {"backend": "transformers"},  # no second vLLM engine beside the session's
-        "generate": {"prompts": 2, "batch_prompts": 2, "max_tokens": 160},
+        "generate": {"prompts": 2, "batch_prompts": 2, "new_per_prompt": 3, "max_tokens": 100},
         "instances": {"max_tokens": 48},
         "respond": {"max_tokens": 48},
         "batch_records": 8,

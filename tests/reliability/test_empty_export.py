@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.export import biggest_drop
+from flows.export import biggest_drop, empty_export_reason
 
 SELFALIGN = str(Path(sys.executable).with_name("selfalign"))
 # Reading tasks only (no LLM involved), asking for cause tasks from passages that state no cause:
@@ -33,6 +33,12 @@ def test_biggest_drop_names_the_stage_and_its_most_common_reason() -> None:
     ]
     assert biggest_drop(stages) == "grounding dropped 5 records, most often unsupported (4)"
     assert biggest_drop([{"stage": "corpus", "dropped": 0, "reasons": {}}]) == ""
+    near = {"near_duplicate": 1}
+    stages = [{"stage": "corpus", "in": 3, "kept": 2, "dropped": 1, "reasons": near},
+              {"stage": "reading", "in": 2, "kept": 0, "dropped": 0, "reasons": {}}]  # fmt: skip
+    assert empty_export_reason(stages) == (
+        "reading kept 0 of 2; corpus dropped 1 records, most often near_duplicate (1)"
+    )
 
 
 @pytest.mark.slow
@@ -54,9 +60,10 @@ def test_an_empty_export_exits_3_unless_allowed(tmp_path) -> None:
 
     proc = run()
     assert proc.returncode == 3, proc.stderr[-3000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ") and "0 records exported" in last, last
-    assert "reading dropped 2 records" in last and "--allow-empty" in last, last
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "0 records exported" in errors[0], proc.stderr[-3000:]
+    last = errors[0]
+    assert "reading kept 0 of 2; corpus dropped 1 records" in last and "--allow-empty" in last
     manifest = json.loads((tmp_path / "runs" / "empty" / "manifest.json").read_text())
     corpus = manifest["stages"][0]
     assert (corpus["stage"], corpus["kept"], corpus["reasons"]) == (
@@ -65,6 +72,6 @@ def test_an_empty_export_exits_3_unless_allowed(tmp_path) -> None:
         {"near_duplicate": 1},
     )
     card = (tmp_path / "runs" / "empty" / "export" / "README.md").read_text()
-    assert "**The export is empty.** reading dropped 2 records" in card
+    assert "**The export is empty:** reading kept 0 of 2; corpus dropped 1 records" in card
     assert (tmp_path / "runs" / "empty" / "export" / "train.jsonl").read_text() == ""
     assert run("--allow-empty").returncode == 0
