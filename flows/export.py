@@ -161,8 +161,8 @@ def empty_export_reason(stages: list[dict[str, Any]]) -> str:
     """Why nothing was exported: the first stage that kept no record, and the stage that
     dropped the most ('reading kept 0 of 2; corpus dropped 1 records, most often ...')."""
     parts = [f"{s['stage']} kept 0 of {s['in']}" for s in stages if not s["kept"]][:1]
-    parts += [biggest_drop(stages)] if biggest_drop(stages) else []
-    return "; ".join(parts) or "no stage produced a record"
+    parts.append(biggest_drop(stages))
+    return "; ".join(p for p in parts if p) or "no stage produced a record"
 
 
 def data_card(manifest: dict[str, Any], records: list[Record]) -> str:

@@ -9,7 +9,7 @@ recipe are resolved against the recipe file's folder, so a recipe works from any
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -23,6 +23,11 @@ from pydantic import (
 from flows.recipe_errors import format_error, yaml_positions
 from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8
+
+
+def corpus_section(value: Any) -> Any:
+    """`corpus: PATH` is short for `corpus: {path: PATH}`; anything else is left as it is."""
+    return {"path": value} if isinstance(value, str) else value
 
 
 class Strict(BaseModel):
@@ -397,6 +402,10 @@ class PromoteConfig(Strict):
     )
 
 
+# the run's export files train.extra_sft adds, and the ablation's recipe+<name> variants
+ExtraSFT = Literal["self_feedback", "critique_sft"]
+
+
 class TrainConfig(Strict):
     """Fine-tuning (trainers/): `lora`, `sft` and `dpo` are peft LoraConfig / TRL SFTConfig /
     DPOConfig fields that override the trainers' defaults; unknown fields are errors."""
@@ -408,7 +417,7 @@ class TrainConfig(Strict):
     dpo: dict[str, Any] | None = Field(
         None, description="TRL DPOConfig fields; set (even {}) to run DPO on export/dpo.jsonl"
     )
-    extra_sft: list[Literal["self_feedback", "critique_sft"]] = Field(
+    extra_sft: list[ExtraSFT] = Field(
         default_factory=list,
         description="also train on these files of the run's export: SELF's self-feedback rows "
         "(critique an answer), MultiCritique's critique rows (critique as its critics agreed)",
@@ -425,7 +434,7 @@ MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft
 # `origin-<name>`: one origin's records as they reached the mix (flows/origins.py)
 ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading")
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
-EXTRA_SFT = ("self_feedback", "critique_sft")
+EXTRA_SFT = get_args(ExtraSFT)
 
 
 class AblateConfig(Strict):
@@ -507,7 +516,7 @@ class Recipe(Strict):
     @field_validator("corpus", mode="before")
     @classmethod
     def _corpus_path(cls, value: Any) -> Any:
-        return {"path": value} if isinstance(value, str) else value
+        return corpus_section(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> Recipe:
@@ -577,8 +586,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise SelfAlignError(f"{path}: a recipe must be a mapping of keys to values")
     for assignment in overrides:
         _apply_set(data, assignment)
-    if isinstance(data.get("corpus"), str):  # `corpus: PATH` is short for `corpus: {path: PATH}`
-        data["corpus"] = {"path": data["corpus"]}
+    if "corpus" in data:  # before its path is resolved below
+        data["corpus"] = corpus_section(data["corpus"])
     base = path.resolve().parent
     paths = (
         (data, "seeds"),
