@@ -1,7 +1,7 @@
 """Corpus scale (P5): peak memory beyond the embedder, and time, to ingest and index a big corpus.
 
     python benchmarks/corpus_scale.py [--passages 1000000] [--model-sample 20000] [--kind fp16]
-                                      [--out DIR] [--keep]
+                                      [--out DIR] [--keep] [--mode stream|run]
 
 Writes a synthetic Parquet corpus (`id`, `text`; seeded; 30-60 words drawn by frequency from the
 demo corpus data/biomed, so one passage per document; ~1 % exact copies of a recent document) one
@@ -21,6 +21,12 @@ flat index alone is 1.5 GB; the stand-in run measured 1.87 GiB beyond the embedd
 Peak beyond the embedder = VmHWM at the end (the peak is reset after the warm-up by writing 5 to
 /proc/self/clear_refs) minus VmRSS after the warm-up; it includes faiss and pyarrow being imported
 and, in the model run, the model's working memory past the small warm-up (~0.5 GiB at batch 4096).
+`--mode run` measures what `selfalign run` itself does with a `corpus.stream: true` recipe instead
+of the bare index build: the same child runs the pipeline's ingest + index step
+(`flows.pipeline.corpus_and_index` on a started run folder: streamed ingest, exact-duplicate
+drop, index, the corpus stage's files, the generation sample of `corpus.sample` passages, texts
+by id), with the stand-in encoder in place of the run's embedder (said so in the output; the
+model run is skipped in this mode).
 The real embedder at N passages is estimated: time = the stand-in run without its encoding + kept
 passages / the model's encode rate; peak = the stand-in run's + the model run's.
 Goal at 1,000,000 passages: <= 2 GiB beyond the embedder, no full copy of the corpus in memory.
@@ -47,7 +53,10 @@ import numpy as np
 from generators.corpus import Passage, iter_passages
 from generators.index import IDS_FILE, INDEX_FILE, INDEX_KINDS, PASSAGES_FILE, PassageIndex
 
-DEMO_CORPUS = Path(__file__).resolve().parents[1] / "data" / "biomed" / "corpus.jsonl"
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DEMO_CORPUS = ROOT / "data" / "biomed" / "corpus.jsonl"
+DEMO_SEEDS = ROOT / "data" / "biomed" / "seeds.jsonl"
 GOAL_GIB = 2.0
 MIN_WORDS, MAX_WORDS = 30, 60  # under CHUNK_WORDS (180): every document is one passage
 DUP_RATE = 0.01  # share of documents that copy one of the RECENT documents before them
@@ -201,15 +210,58 @@ def measure(corpus: Path, folder: Path, encoder: Any, limit: int | None, kind: s
     }
 
 
+def measure_run(corpus: Path, folder: Path, kind: str) -> dict:
+    """`selfalign run`'s ingest + index step on `corpus` (stream: true) in a run folder under
+    `folder`, the stand-in encoder standing in for the run's embedder; counts + times."""
+    from flows.pipeline import corpus_and_index
+    from flows.recipe import Recipe
+    from flows.run import Run
+
+    stream = {"path": str(corpus), "stream": True, "near_duplicates": None, "index": kind}
+    fields = {"name": "corpus-scale", "seeds": str(DEMO_SEEDS), "corpus": stream}
+    recipe = Recipe.model_validate({**fields, "runs_dir": str(folder)})
+    run = Run.start(recipe)
+    timed = Timed(StandInEncoder())
+    run.encoder = lambda: timed  # the run's embedder, replaced for this measurement only
+    start = time.perf_counter()
+    sample, texts = corpus_and_index(run)
+    seconds = time.perf_counter() - start
+    peak_kib = memory_kib("VmHWM")
+    stage = run.stages[0]
+    last = texts.ids[-1]
+    index_dir = run.dir / "index"
+    loaded = PassageIndex.load(index_dir, timed)
+    start = time.perf_counter()
+    hit_id, score = loaded.search([texts[last]], k=1)[0][0]
+    return {
+        "kept": stage["kept"],
+        "dropped": stage["dropped"],
+        "kind": kind,
+        "seconds": seconds,
+        "encode_seconds": timed.seconds,
+        "peak_kib": peak_kib,
+        "search_ms": 1000 * (time.perf_counter() - start),
+        "search_ok": hit_id == last,
+        "search_score": score,
+        "sample": len(sample),
+        "files": {name: (index_dir / name).stat().st_size for name in FILES},
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     """One measurement in this fresh process; prints `RESULT {json}` as its last line."""
+    if args.child == "run":
+        import flows.pipeline  # noqa: F401  (imported before the baseline, as in `selfalign run`)
     from generators.embedder import Embedder
 
     embedder = Embedder("default")
     embedder.encode(WARM_UP)
     baseline_kib, reset = memory_kib("VmRSS"), reset_peak()
-    encoder = embedder if args.child == "model" else StandInEncoder()
-    result = measure(args.corpus, args.folder, encoder, args.limit, args.kind)
+    if args.child == "run":
+        result = measure_run(args.corpus, args.folder, args.kind)
+    else:
+        encoder = embedder if args.child == "model" else StandInEncoder()
+        result = measure(args.corpus, args.folder, encoder, args.limit, args.kind)
     print("RESULT " + json.dumps({**result, "baseline_kib": baseline_kib, "peak_reset": reset}))
 
 
@@ -273,6 +325,23 @@ def report(n: int, copies: int, rows: dict[str, dict]) -> None:
     print(f"goal <= {GOAL_GIB} GiB beyond the embedder at {n:,}: {met}")
 
 
+def report_run(n: int, copies: int, r: dict) -> None:
+    """The `--mode run` figures: `selfalign run`'s corpus step, stand-in encoder."""
+    print(f"corpus: {n:,} documents, {copies:,} exact copies; one passage per document")
+    print("selfalign run's ingest + index (corpus.stream: true), stand-in encoder (not the model)")
+    print("| " + " | ".join(HEADER) + " |")
+    print("|---" * len(HEADER) + "|")
+    print("| " + " | ".join(table_row("stand-in, selfalign run", r)) + " |")
+    print(
+        f"RSS with the embedder loaded {r['baseline_kib'] / 2**20:.2f} GiB (peak reset after "
+        f"warm-up: {r['peak_reset']}); generation sample {r['sample']:,} passages; one query on "
+        f"the reloaded index, the last passage's text read back by id: top-1 is that passage: "
+        f"{r['search_ok']} (score {r['search_score']:.3f}, {r['search_ms']:.0f} ms)"
+    )
+    met = "met" if beyond_gib(r) <= GOAL_GIB else "NOT met"
+    print(f"goal <= {GOAL_GIB} GiB beyond the embedder at {n:,}: {met} ({beyond_gib(r):.2f} GiB)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--passages", type=int, default=1_000_000, help="synthetic documents")
@@ -280,7 +349,14 @@ def main() -> None:
     parser.add_argument("--kind", choices=INDEX_KINDS, default="fp16", help="faiss index kind")
     parser.add_argument("--out", type=Path, help="work folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and index folders")
-    parser.add_argument("--child", choices=["model", "stand-in"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--mode",
+        choices=["stream", "run"],
+        default="stream",
+        help="stream: the bare streamed index build (model + stand-in); run: `selfalign run`'s "
+        "own ingest + index step with corpus.stream (stand-in encoder)",
+    )
+    parser.add_argument("--child", choices=["model", "stand-in", "run"], help=argparse.SUPPRESS)
     parser.add_argument("--corpus", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--limit", type=int, help=argparse.SUPPRESS)
@@ -294,6 +370,11 @@ def main() -> None:
         start = time.perf_counter()
         copies = write_corpus(corpus, args.passages)
         print(f"wrote {corpus} in {time.perf_counter() - start:.0f} s", flush=True)
+        if args.mode == "run":
+            written.append(out / "runs")
+            result = run_child("run", corpus, out / "runs", None, args.kind)
+            report_run(args.passages, copies, result)
+            return
         rows = {}
         for vectors, limit in (("model", args.model_sample), ("stand-in", None)):
             folder = out / f"index-{vectors}"

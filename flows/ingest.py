@@ -1,13 +1,44 @@
 """Corpus ingest for a run: read and chunk (generators/corpus.py), then drop near-duplicate
 passages (MinHash over word 5-grams, filters/dedup.py) so the same text is not indexed, retrieved
 and generated from twice. Each dropped passage keeps a reason naming the passage kept in its
-place (near_duplicate_of_<id>); the corpus stage's funnel counts them."""
+place (near_duplicate_of_<id>); the corpus stage's funnel counts them.
+
+`stream_ingest` (recipe `corpus.stream: true`) reads the corpus once, straight into the index
+folder (`PassageIndex.build_streaming`: index, ids.json, passages.parquet), so no copy of the
+corpus is ever in memory: what stays is the index, the ids, a 16-byte digest per passage for exact
+duplicates, the dropped passages and a seeded sample for generation; passage texts are read back
+from passages.parquet as retrieval asks for them. The folder is reused while the corpus files,
+chunking, index kind and embedder are unchanged (index.json's `stream_key`). Near-duplicate
+removal is not offered there: it would hold every passage's MinHash (~1 KB each).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from filters.dedup import near_duplicate_texts
 from flows.recipe import CorpusConfig
-from generators.corpus import Corpus, load_corpus
+from generators.corpus import Corpus, Passage, iter_passages, load_corpus, source_digest
+from generators.errors import SelfAlignError
+from generators.index import (
+    IDS_FILE,
+    MANIFEST_FILE,
+    PassageIndex,
+    PassageTexts,
+    sample_passages,
+)
+from generators.io import write_text_atomic
+from generators.records import parts_digest
+
+log = logging.getLogger("selfalign")
+DROPPED_FILE = "dropped.jsonl"  # streamed ingest: passages not indexed, with their reasons
+PROGRESS_EVERY = 100_000  # passages between progress lines while streaming
 
 NEAR_DUP_WORDS = 5  # shingle size for passages (Lee et al. 2022 use word 5-grams for documents)
 
@@ -31,3 +62,76 @@ def ingest(cfg: CorpusConfig) -> Corpus:
     if cfg.near_duplicates is None:
         return corpus
     return without_near_duplicates(corpus, cfg.near_duplicates)
+
+
+@dataclass
+class StreamedCorpus:
+    """What a streamed ingest leaves in memory: counts, the dropped passages, the sample
+    generation draws from, and texts by id read from the index folder."""
+
+    key: str  # what the index was built from (corpus bytes, chunking, kind, embedder)
+    count: int  # passages in the index
+    dropped: list[tuple[Passage, str]]
+    sample: list[Passage]
+    texts: PassageTexts
+
+
+def stream_key(cfg: CorpusConfig, embedder_id: str) -> str:
+    """The reuse key of a streamed index folder: '3f1c...'."""
+    settings = (cfg.chunk_words, cfg.overlap_words, cfg.on_bad_record, cfg.index)
+    return parts_digest([embedder_id, source_digest(cfg.path), *map(str, settings)])
+
+
+def _current(folder: Path, key: str) -> bool:
+    manifest = folder / MANIFEST_FILE
+    if not (manifest.is_file() and (folder / DROPPED_FILE).is_file()):
+        return False
+    return json.loads(manifest.read_text()).get("stream_key") == key
+
+
+def _build(cfg: CorpusConfig, folder: Path, encoder: Any, key: str) -> None:
+    """Stream the corpus into `folder`; the dropped passages go to dropped.jsonl, written last."""
+    dropped: list[tuple[Passage, str]] = []
+
+    def kept() -> Iterator[Passage]:
+        seen = 0
+        stream = iter_passages(cfg.path, cfg.chunk_words, cfg.overlap_words, cfg.on_bad_record)
+        for passage, reason in stream:
+            seen += 1
+            if seen % PROGRESS_EVERY == 0:
+                log.info("corpus: %d passages read, %d dropped", seen, len(dropped))
+            if reason is None:
+                yield passage
+            else:
+                dropped.append((passage, reason))
+
+    (folder / DROPPED_FILE).unlink(missing_ok=True)
+    index = PassageIndex.build_streaming(
+        kept(), encoder, folder, kind=cfg.index, info={"stream_key": key}
+    )
+    if not index.ids:
+        shutil.rmtree(folder)
+        raise SelfAlignError(f"{cfg.path}: empty corpus: no document has any text")
+    lines = (
+        json.dumps({"id": p.id, "doc_id": p.doc_id, "text": p.text, "reason": reason})
+        for p, reason in dropped
+    )
+    write_text_atomic(folder / DROPPED_FILE, "".join(line + "\n" for line in lines))
+
+
+def stream_ingest(cfg: CorpusConfig, folder: Path, encoder: Any, seed: int) -> StreamedCorpus:
+    """The recipe's corpus indexed in `folder` without holding it (reused while current)."""
+    key = stream_key(cfg, encoder.model_id)
+    if _current(folder, key):
+        log.info("corpus: reusing the streamed index in %s", folder)
+    else:
+        _build(cfg, folder, encoder, key)
+    ids = json.loads((folder / IDS_FILE).read_text())
+    dropped = [
+        (Passage(row["id"], row["text"], row["doc_id"]), row["reason"])
+        for row in map(json.loads, (folder / DROPPED_FILE).read_text().splitlines())
+    ]
+    sample = sample_passages(folder, cfg.sample, seed)
+    texts = PassageTexts(folder, ids)
+    texts.preload(sample)
+    return StreamedCorpus(key, len(ids), dropped, sample, texts)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +38,14 @@ from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
 from flows.calibrate import JUDGES, calibrate, judges_in
 from flows.decontaminate import decontaminate_stage
-from flows.ingest import ingest
+from flows.ingest import ingest, stream_ingest
 from flows.judges import judge_records
 from flows.origins import backtranslate_records, grounding_stage, mix_stage, reading_records
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.select import select_stage
 from flows.train import fine_tune, write_rounds
+from generators.corpus import Passage
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import load_seeds
@@ -178,40 +180,54 @@ def complete_records(run: Run, instructions: list[Record], texts: dict[str, str]
     return answered
 
 
+def corpus_and_index(run: Run) -> tuple[list[Passage], Mapping[str, str]]:
+    """Ingest and index the corpus; returns the passages generation draws from and texts by id.
+
+    In memory by default; `corpus.stream`: straight into the index, generation drawing from a
+    seeded sample and texts read back from index/passages.parquet (flows/ingest.py)."""
+    cfg = run.recipe.corpus
+    if cfg.stream:
+        with run.timed("corpus"):
+            streamed = stream_ingest(cfg, run.dir / "index", run.encoder(), run.recipe.seed)
+        run.streamed_corpus_stage(streamed)
+        return streamed.sample, streamed.texts
+    with run.timed("corpus"):
+        corpus = ingest(cfg)
+    run.corpus_stage(corpus)
+    with run.timed("corpus"):
+        run.index(corpus.passages)
+    return corpus.passages, {p.id: p.text for p in corpus.passages}
+
+
 def curate(recipe: Recipe, round: int = 1) -> Path:
     """One round of curation: corpus -> generate -> judge -> select -> export."""
     started = time.time()
     run = Run.start(recipe, round)
     log = get_run_logger()
     seeds = load_seeds(run.recipe.seeds, run.recipe.seeds_max_chars)
-    with run.timed("corpus"):
-        corpus = ingest(run.recipe.corpus)
-    run.corpus_stage(corpus)
+    passages, texts = corpus_and_index(run)
     log.info(
         "round %d: %d seeds, %d passages (%d dropped), model %s; run folder %s",
         round,
         len(seeds),
-        len(corpus.passages),
-        len(corpus.dropped),
+        run.stages[0]["kept"],
+        run.stages[0]["dropped"],
         run.model_id,
         run.dir,
     )
-    with run.timed("corpus"):
-        run.index(corpus.passages)
     used = judges_in(run.recipe)
     if used and run.recipe.calibration.check_set:
         calibrate(run, used, log=log)
     elif used:
         log.warning("judges %s are not calibrated: set calibration.check_set", used)
-    texts = {p.id: p.text for p in corpus.passages}
     mix, records = run.recipe.mix, []
     if mix.self_instruct:
-        instructions = generate_instructions(run, seeds, corpus.passages)
+        instructions = generate_instructions(run, seeds, passages)
         records += complete_records(run, instructions, texts)
     if mix.backtranslation:
-        records += backtranslate_records(run, corpus.passages)
+        records += backtranslate_records(run, passages)
     if mix.reading:
-        records += reading_records(run, corpus.passages)
+        records += reading_records(run, passages)
     records = grounding_stage(run, records, texts)
     records = judge_records(run, records, seeds)
     records = mix_stage(run, records)

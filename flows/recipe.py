@@ -52,11 +52,35 @@ class CorpusConfig(Strict):
         description="a document with no text: stop with its file:line (error), or drop it with "
         "reason empty_text in the corpus stage's rejected records (skip)",
     )
+    stream: bool = Field(
+        False,
+        description="read the corpus once, straight into the index (index/passages.parquet), "
+        "never whole in memory: for corpora of millions of passages. Generation draws from a "
+        "seeded sample of `sample` passages; retrieval searches them all. Needs "
+        "near_duplicates: null (exact duplicates are still dropped)",
+    )
+    sample: int = Field(
+        20_000, ge=1, description="stream: passages held in memory for generation to draw from"
+    )
+    index: Literal["flat", "fp16", "hnsw", "ivf"] = Field(
+        "flat",
+        description="faiss index: flat (exact), fp16 (exact search, half the memory), hnsw or "
+        "ivf (approximate, for corpora past ~1M passages); anything but flat needs stream: true",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> CorpusConfig:
         if self.overlap_words >= self.chunk_words:
             raise ValueError("overlap_words must be smaller than chunk_words")
+        if self.stream and self.near_duplicates is not None:
+            raise ValueError(
+                "near_duplicates: near-duplicate removal holds every passage's MinHash in "
+                "memory; with stream: true set near_duplicates: null (exact duplicates are still "
+                "dropped)"
+            )
+        if self.index != "flat" and not self.stream:
+            raise ValueError(f"index: {self.index!r} is built by the streamed ingest; set "
+                             "stream: true (or index: flat)")  # fmt: skip
         return self
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from flows import rundir
 from flows.artifacts import flow_run_id, publish_run
 from flows.export import data_card, write_export
+from flows.ingest import StreamedCorpus
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
 from flows.tasks import (
@@ -317,6 +318,16 @@ class Run:
         kept = [passage_record(p) for p in corpus.passages]
         dropped = [passage_record(p).drop("corpus", reason) for p, reason in corpus.dropped]
         self.stage("corpus", len(kept) + len(dropped), kept, dropped)
+
+    def streamed_corpus_stage(self, streamed: StreamedCorpus) -> None:
+        """A streamed corpus: its index folder and key serve retrieval; the funnel counts the
+        indexed passages (they are in index/passages.parquet, not in the stage's kept file)."""
+        self.index_dir, self.index_key = self.dir / "index", streamed.key
+        dropped = [passage_record(p).drop("corpus", reason) for p, reason in streamed.dropped]
+        self.stage("corpus", streamed.count + len(dropped), [], dropped)
+        counts = self.stages[-1]
+        counts["kept"] = streamed.count
+        counts["origins"].setdefault("corpus", {})["kept"] = streamed.count
 
     def finish(self, records: list[Record], started: float) -> Path:
         """Export the final records and write the manifest; returns the export folder."""

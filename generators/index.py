@@ -6,23 +6,33 @@ and current, and anything else is rebuilt. IndexFlatIP on normalized vectors = e
 
 `build_streaming` builds the same folder from a stream of passages (e.g. `iter_passages`), holding
 one batch of texts at a time, and also writes `passages.parquet` (id, doc_id, text) so later
-stages can look texts up without the corpus in memory. Its `kind="fp16"` stores vectors as
-float16: half the memory (768 MB instead of 1.5 GB at a million 384-d passages), cosines off by
-~1e-3.
+stages can look texts up without the corpus in memory (`PassageTexts`, `sample_passages`). Its
+`kind="fp16"` stores vectors as float16: half the memory (768 MB instead of 1.5 GB at a million
+384-d passages), cosines off by ~1e-3.
 
-Not handled: approximate search (IVF/HNSW; search is a linear scan over every vector), an index
-larger than RAM, appending to a built index, and `build_or_load` (what the pipeline uses) still
-takes every text in memory.
+For corpora past ~1M passages `build_streaming` also builds approximate indexes: `kind="hnsw"`
+(a graph over float32 vectors, no training; ~1.9 KB a 384-d vector, searched with efSearch
+HNSW_EF_SEARCH) and `kind="ivf"` (inverted lists: k-means on the first IVF_TRAIN vectors of the
+stream, then every vector goes to its nearest list; searched in IVF_NPROBE lists). Both trade a
+little recall for search time that does not grow with every vector.
+
+Not handled: an index larger than RAM, appending to a built index, and `build_or_load` (the
+in-memory path) takes every text in memory and builds exact indexes only.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+import random
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from generators.corpus import Passage
 from generators.embedder import Embedder
@@ -35,7 +45,14 @@ log = logging.getLogger("selfalign")
 INDEX_FILE, IDS_FILE, MANIFEST_FILE = "index.faiss", "ids.json", "index.json"
 PASSAGES_FILE = "passages.parquet"  # build_streaming only: id, doc_id, text in index order
 ADD_BATCH = 4096  # passages embedded and added per step: bounds memory on big corpora
-INDEX_KINDS = ("flat", "fp16")  # exact float32 vectors; float16 vectors (half the memory)
+# exact float32 vectors; float16 vectors (half the memory); HNSW graph; IVF inverted lists
+INDEX_KINDS = ("flat", "fp16", "hnsw", "ivf")
+# HNSW: 32 links a node and efConstruction 80 are faiss's usual settings for ~0.95+ recall@10 on
+# sentence embeddings; efSearch 64 is the candidate list a query walks (more: better, slower).
+HNSW_LINKS, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
+# IVF: k-means wants >= 39 training vectors a list (faiss warns below); 1,024 lists trained on
+# the first 65,536 vectors suit 1M-10M passages; a query scans 32 lists (~3% of the vectors).
+IVF_TRAIN, IVF_MAX_LISTS, IVF_NPROBE, IVF_MIN_PER_LIST = 65_536, 1024, 32, 39
 
 
 def corpus_key(embedder_id: str, ids: Sequence[str], texts: Sequence[str]) -> str:
@@ -49,17 +66,51 @@ def pairs_key(embedder_id: str, pairs: Iterable[tuple[str, str]]) -> str:
     return parts_digest(itertools.chain([embedder_id], parts))
 
 
+def check_kind(kind: str) -> None:
+    if kind not in INDEX_KINDS:
+        raise SelfAlignError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+
+
 def new_index(kind: str, dim: int) -> Any:
-    """An empty inner-product faiss index of `kind` (one of INDEX_KINDS)."""
+    """An empty inner-product faiss index of `kind`; None for "ivf" (trained by `ivf_index`)."""
     import faiss
 
+    check_kind(kind)
     if kind == "flat":
         return faiss.IndexFlatIP(dim)
     if kind == "fp16":
         return faiss.IndexScalarQuantizer(
             dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
         )
-    raise SelfAlignError(f"index kind must be one of {', '.join(INDEX_KINDS)}, got {kind!r}")
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_LINKS, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        return index
+    return None
+
+
+def ivf_index(training: np.ndarray) -> Any:
+    """An IVF index trained on `training` (its first vectors): 1 to IVF_MAX_LISTS lists, at least
+    IVF_MIN_PER_LIST training vectors each."""
+    import faiss
+
+    dim = training.shape[1]
+    lists = max(1, min(IVF_MAX_LISTS, len(training) // IVF_MIN_PER_LIST))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+    index.train(training)
+    index.nprobe = min(IVF_NPROBE, lists)
+    return index
+
+
+def set_search_params(index: Any) -> None:
+    """The search settings a loaded approximate index uses (faiss keeps only some on disk)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexHNSW):
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+    elif isinstance(index, faiss.IndexIVF):
+        index.nprobe = min(IVF_NPROBE, index.nlist)
 
 
 def _passages_schema() -> Any:
@@ -117,15 +168,18 @@ class PassageIndex:
         *,
         kind: str = "flat",
         batch: int = ADD_BATCH,
+        info: dict[str, Any] | None = None,
     ) -> PassageIndex:
         """Build from a stream of passages, `batch` at a time; also writes passages.parquet.
 
-        Holds the index, the ids and one batch of texts; the key is `corpus_key`'s, so a "flat"
-        folder is one `build_or_load` would have written (and reuses) for the same passages.
+        Holds the index, the ids and one batch of texts; `info` goes into index.json. The key is
+        `corpus_key`'s, so a "flat" folder is one `build_or_load` would have written (and reuses)
+        for the same passages.
         """
         import pyarrow.parquet as pq
 
         built = cls(new_index(kind, embedder.dim), [], embedder)
+        built.pending = []  # "ivf": the first vectors, held until IVF_TRAIN to train the lists
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         (folder / MANIFEST_FILE).unlink(missing_ok=True)  # invalidate before touching the data
@@ -134,7 +188,8 @@ class PassageIndex:
             pq.ParquetWriter(tmp, _passages_schema()) as writer,
         ):
             key = pairs_key(embedder.model_id, built._add(passages, writer, batch))
-        built._save(folder, {"key": key, "kind": kind, "passages": PASSAGES_FILE})
+            built._flush()
+        built._save(folder, {**(info or {}), "key": key, "kind": kind, "passages": PASSAGES_FILE})
         return built
 
     def _add(self, passages: Iterable[Passage], writer, batch: int) -> Iterator[tuple[str, str]]:
@@ -147,16 +202,35 @@ class PassageIndex:
                 if p.id in seen:
                     raise SelfAlignError(f"index: duplicate passage id {p.id!r}")
                 seen.add(p.id)
-            self.index.add(self.embedder.encode([p.text for p in chunk]))
+            self._add_vectors(self.embedder.encode([p.text for p in chunk]))
             columns = {name: [getattr(p, name) for p in chunk] for name in ("id", "doc_id", "text")}
             writer.write_table(pa.table(columns, schema=writer.schema))
             self.ids.extend(p.id for p in chunk)
             yield from ((p.id, p.text) for p in chunk)
 
+    def _add_vectors(self, vectors: np.ndarray) -> None:
+        """Add to the index; an IVF index is trained once IVF_TRAIN vectors have come."""
+        if self.index is not None:
+            self.index.add(vectors)
+            return
+        self.pending.append(vectors)
+        if sum(len(v) for v in self.pending) >= IVF_TRAIN:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Train the IVF index on the held vectors (a corpus under IVF_TRAIN: all) and add them."""
+        if self.index is None and self.pending:
+            held = np.concatenate(self.pending)
+            self.pending = []
+            self.index = ivf_index(held)
+            self.index.add(held)
+
     def _save(self, folder: Path, info: dict[str, Any]) -> None:
         """Write index.faiss and ids.json, then index.json (`info` + counts) last."""
         import faiss
 
+        if self.index is None:
+            raise SelfAlignError(f"index {folder}: no passages to index")
         with atomic_path(folder / INDEX_FILE) as tmp:
             faiss.write_index(self.index, str(tmp))
         write_text_atomic(folder / IDS_FILE, json.dumps(self.ids))
@@ -179,6 +253,7 @@ class PassageIndex:
                 f"index {folder}: built with {info['embedder']}, not {embedder.model_id}"
             )
         index = faiss.read_index(str(folder / INDEX_FILE))
+        set_search_params(index)
         return cls(index, json.loads((folder / IDS_FILE).read_text()), embedder)
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
@@ -193,3 +268,62 @@ class PassageIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+
+class PassageTexts(Mapping[str, str]):
+    """Passage id -> text, read from a streamed index folder's passages.parquet as asked for.
+
+    Holds the id -> row map (built on first use, ~100 bytes an id) and the last few row groups
+    read, never the whole corpus; `preload` adds passages already in memory (the sample).
+    """
+
+    def __init__(self, folder: str | Path, ids: list[str]) -> None:
+        import pyarrow.parquet as pq
+
+        self.ids, self.known = ids, {}
+        self.file = pq.ParquetFile(Path(folder) / PASSAGES_FILE)
+        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
+        self.starts = list(itertools.accumulate(sizes, initial=0))
+        self.rows: dict[str, int] | None = None
+        self.group = lru_cache(maxsize=8)(self._read_group)
+
+    def preload(self, passages: Iterable[Passage]) -> None:
+        self.known.update((p.id, p.text) for p in passages)
+
+    def _read_group(self, number: int) -> list[str]:
+        return self.file.read_row_group(number, columns=["text"]).column("text").to_pylist()
+
+    def __getitem__(self, pid: str) -> str:
+        if pid in self.known:
+            return self.known[pid]
+        if self.rows is None:
+            self.rows = {p: i for i, p in enumerate(self.ids)}
+        row = self.rows[pid]  # KeyError for an id not in the index, as a dict would
+        number = bisect.bisect_right(self.starts, row) - 1
+        return self.group(number)[row - self.starts[number]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def sample_passages(folder: str | Path, k: int, seed: int) -> list[Passage]:
+    """A seeded uniform sample of `k` passages (all when fewer) from passages.parquet, in file
+    order, read one row group at a time."""
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(Path(folder) / PASSAGES_FILE)
+    total = file.metadata.num_rows
+    chosen = set(random.Random(seed).sample(range(total), k)) if k < total else None
+    out, start = [], 0
+    for number in range(file.num_row_groups):
+        rows = file.read_row_group(number).to_pylist()
+        out += [
+            Passage(row["id"], row["text"], row["doc_id"])
+            for i, row in enumerate(rows, start)
+            if chosen is None or i in chosen
+        ]
+        start += len(rows)
+    return out

@@ -237,6 +237,14 @@ CASES = {
         ("recipe.yaml:10:3: unknown key 'generate.promts' (did you mean 'prompts'?)",),
         recipe="generate:\n  promts: 8\n",
     ),
+    "recipe-stream-with-near-duplicates": Case(
+        ("recipe.yaml:3:1: 'corpus': near_duplicates: near-duplicate removal holds every",),
+        files={
+            "recipe.yaml": RECIPE.replace(
+                "corpus.jsonl\n", "corpus.jsonl\n  stream: true\n"
+            ).encode()
+        },
+    ),
     "recipe-wrong-type": Case(
         ("recipe.yaml:10:3: 'generate.prompts'", "'many'"), recipe="generate:\n  prompts: many\n"
     ),
