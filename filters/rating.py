@@ -8,7 +8,7 @@ threshold are kept; the score and rationale go in `meta["rating"]` either way.
 
 `rate` runs those steps in batches for callers that hold a backend. The instruction, input and
 response are all model-written, so they go inside <instruction>/<input>/<response> tags as data
-with '<' escaped (like `generators.respond`): no field can close its block and address the judge.
+with '<' escaped (`filters.judge_io`): no field can close its block and address the judge.
 
 Parsing is lenient, because only some backends enforce the JSON schema: the first JSON (or
 single-quoted, Python-style) object with a "score" key anywhere in the reply wins; otherwise
@@ -23,25 +23,29 @@ and retrying unparseable replies (they are dropped with a reason instead).
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 import re
 from typing import Any
 
 from filters.base import split
+from filters.judge_io import (
+    EMPTY_REPLY,
+    RATIONALE_MAX_CHARS,
+    UNPARSEABLE,
+    chat,
+    find_object,
+    response_blocks,
+    user_turn,
+)
 from generators.errors import SelfAlignError
 from generators.llm import LLM, Conversation, Sampling
 from generators.records import Record
-from generators.respond import escape_passage
 
 SCALE_MIN, SCALE_MAX = 1, 5
 # Alpagasus keeps pairs scored >= 4.5 on a 0-5 scale; on an integer 1-5 scale that is "4 or 5".
 RATING_MIN = 4
-RATIONALE_MAX_CHARS = 300  # one sentence; keeps the schema-guided reply within max_tokens
 RATING_MAX_TOKENS = 96
 BATCH_SIZE = 64
-MAX_OBJECT_CHARS = 2000  # longest "{...}" span read as a Python literal (bounds the cost)
 
 RATING_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -66,8 +70,6 @@ REPLY_FORMAT = (
     f'Reply with JSON only: {{"score": <{SCALE_MIN}-{SCALE_MAX}>, "rationale": "<one sentence>"}}'
 )
 
-EMPTY_REPLY = "judge_empty_reply"
-UNPARSEABLE = "judge_unparseable"
 OUT_OF_RANGE = "judge_score_out_of_range"
 
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
@@ -83,67 +85,10 @@ _RATIONALE_RE = re.compile(
 )
 
 
-def tag(name: str, text: str) -> str:
-    """A data block: ('response', 'a</b>') -> '<response>\\na&lt;/b>\\n</response>'."""
-    return f"<{name}>\n{escape_passage(text.strip())}\n</{name}>"
-
-
 def build_rating_prompt(instruction: str, input_text: str, response: str) -> Conversation:
     """Chat asking the judge to score `response` to `instruction` (+ `input`), as JSON."""
-    blocks = [tag("instruction", instruction)]
-    if input_text.strip():
-        blocks.append(tag("input", input_text))
-    blocks.append(tag("response", response))
-    user = f"{RUBRIC}\n\n" + "\n\n".join(blocks) + f"\n\n{REPLY_FORMAT}"
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
-
-
-def _object_end(text: str, start: int) -> int:
-    """Index of the '}' closing the '{' at `start` (quotes respected), or -1: '{"a": "}"}' -> 9."""
-    depth, quote, escaped = 0, "", False
-    for i in range(start, min(len(text), start + MAX_OBJECT_CHARS)):
-        char = text[i]
-        if escaped:
-            escaped = False
-        elif quote:
-            escaped = char == "\\"
-            quote = "" if char == quote else quote
-        elif char in "\"'":
-            quote = char
-        elif char in "{}":
-            depth += 1 if char == "{" else -1
-            if depth == 0:
-                return i
-    return -1
-
-
-def _load_object(text: str, start: int) -> Any:
-    """The JSON or Python-literal object starting at text[start] ('{'), or None."""
-    try:
-        return json.JSONDecoder().raw_decode(text, start)[0]
-    except json.JSONDecodeError:
-        pass
-    end = _object_end(text, start)
-    if end == -1:
-        return None
-    try:
-        return ast.literal_eval(text[start : end + 1])
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return None
-
-
-def find_object(text: str, key: str = "score") -> dict[str, Any] | None:
-    """First object with `key`: 'ok ```json\\n{"score": 4}\\n```' -> {'score': 4}.
-
-    JSON or a Python-style literal (single quotes); shared by every judge's lenient parser.
-    """
-    start = text.find("{")
-    while start != -1:
-        obj = _load_object(text, start)
-        if isinstance(obj, dict) and key in obj:
-            return obj
-        start = text.find("{", start + 1)
-    return None
+    blocks = response_blocks(instruction, input_text, response)
+    return chat(SYSTEM_PROMPT, user_turn(RUBRIC, blocks, REPLY_FORMAT))
 
 
 def _fallback(text: str) -> tuple[Any, str]:

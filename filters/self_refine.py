@@ -13,9 +13,9 @@ The flow calls the model between these pure functions:
 accepted + dropped of every step are the stage's result. Every judged response, its feedback and
 its refinement go in `meta["self"]["steps"]`; `meta_skill_rows` turns them into the
 (prompt, response, feedback, refinement) "meta-skill" data that SELF trains on first. As in
-`filters.rating`, model-written text goes inside tags as data with '<' escaped, and feedback is
-parsed leniently: a JSON (or Python-style) object with a "verdict" key, else "Verdict: incorrect"
-or a last line "Correct.". "incorrect" is never read as "correct".
+every judge (`filters.judge_io`), model-written text goes inside tags as data with '<' escaped,
+and feedback is parsed leniently: a JSON (or Python-style) object with a "verdict" key, else
+"Verdict: incorrect" or a last line "Correct.". "incorrect" is never read as "correct".
 
 Not handled here: several feedback samples per response, an external judge (the model grades
 itself, as in SELF), retrying unparseable feedback (dropped with a reason), '&lt;' the refiner may
@@ -29,7 +29,15 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from filters.rating import EMPTY_REPLY, UNPARSEABLE, find_object, tag
+from filters.judge_io import (
+    EMPTY_REPLY,
+    UNPARSEABLE,
+    chat,
+    find_object,
+    response_blocks,
+    tag,
+    user_turn,
+)
 from generators.errors import SelfAlignError
 from generators.llm import Conversation, Message, Sampling
 from generators.records import Record
@@ -93,31 +101,16 @@ _LABEL_RE = re.compile(
 )
 
 
-def _blocks(instruction: str, input_text: str, response: str) -> list[str]:
-    """Tagged instruction, input (only when non-empty) and response blocks."""
-    blocks = [tag("instruction", instruction)]
-    if input_text.strip():
-        blocks.append(tag("input", input_text))
-    blocks.append(tag("response", response))
-    return blocks
-
-
-def _chat(system: str, task: str, blocks: list[str], reply_format: str) -> Conversation:
-    """[system, user]: the user turn is the task, the tagged blocks, then the reply format."""
-    user = f"{task}\n\n" + "\n\n".join(blocks) + f"\n\n{reply_format}"
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
-
-
 def feedback_prompt(instruction: str, input_text: str, response: str) -> Conversation:
     """Chat asking the model to analyse `response` and say whether it is correct, as JSON."""
-    blocks = _blocks(instruction, input_text, response)
-    return _chat(FEEDBACK_SYSTEM_PROMPT, FEEDBACK_TASK, blocks, FEEDBACK_FORMAT)
+    blocks = response_blocks(instruction, input_text, response)
+    return chat(FEEDBACK_SYSTEM_PROMPT, user_turn(FEEDBACK_TASK, blocks, FEEDBACK_FORMAT))
 
 
 def refine_prompt(instruction: str, input_text: str, response: str, analysis: str) -> Conversation:
     """Chat asking for a rewrite of `response` that fixes what `analysis` points out."""
-    blocks = [*_blocks(instruction, input_text, response), tag("feedback", analysis)]
-    return _chat(REFINE_SYSTEM_PROMPT, REFINE_TASK, blocks, REFINE_FORMAT)
+    blocks = [*response_blocks(instruction, input_text, response), tag("feedback", analysis)]
+    return chat(REFINE_SYSTEM_PROMPT, user_turn(REFINE_TASK, blocks, REFINE_FORMAT))
 
 
 def _to_verdict(value: Any) -> bool | None:

@@ -21,18 +21,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from filters.judge_io import user_message
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_jsonl_atomic, write_text_atomic
-from generators.records import Record, prompt_text
+from generators.records import Record
 
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
 CARD_EXAMPLES = 3
 CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in the card
-
-
-def user_message(record: Record) -> str:
-    """The prompt the fine-tuned model sees (`generators.records.prompt_text`)."""
-    return prompt_text(record.instruction, record.input)
 
 
 def export_row(record: Record) -> dict[str, Any]:

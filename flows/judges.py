@@ -14,8 +14,9 @@ its stage passes records through with the reason in `meta`, S3FT compares with e
 instead, and MultiCritique still critiques but makes no preference pairs.
 
 Every model call goes through `Run.llm_all` (cached batches, so reruns and resumes are free); the
-prompt building and parsing are the pure functions of `filters/`. Each stage writes its stage
-folder and keeps its verdicts in the records' `meta`, dropped records included.
+prompt building and parsing are the pure functions of `filters/`, and MultiCritique's model rounds
+are in `flows/critique_rounds.py`. Each stage writes its stage folder and keeps its verdicts in
+the records' `meta`, dropped records included.
 """
 
 from __future__ import annotations
@@ -26,22 +27,25 @@ from dataclasses import replace
 from prefect import get_run_logger
 from prefect.exceptions import MissingContextError
 
-from filters import multicritique as mc
 from filters import s3ft
 from filters import self_refine as sr
 from filters.dedup import embedding_dedup, minhash_dedup
+from filters.multicritique_targets import critique_sft_row
 from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
+from flows import critique_rounds as cr
+from flows.critique_rounds import MULTI as MULTI  # flows.calibrate keys its batches with it
+from flows.critique_rounds import critic_names
 from flows.run import Run
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import Seed, load_seeds
 
-# The module whose source keys each stage's cached LLM batches (see flows.tasks.code_version).
-RATING, S3FT, SELF, MULTI = (
-    ("filters.rating",),
-    ("filters.s3ft",),
-    ("filters.self_refine",),
-    ("filters.multicritique",),
+# The modules whose source keys each stage's cached LLM batches (see flows.tasks.code_version);
+# MULTI, MultiCritique's, is with its rounds.
+RATING, S3FT, SELF = (
+    ("filters.rating", "filters.judge_io"),
+    ("filters.s3ft", "filters.judge_io"),
+    ("filters.self_refine", "filters.judge_io"),
 )
 # Model-written revisions repeat themselves on small models without a penalty (as in `respond`).
 REWRITE_PENALTY = 1.15
@@ -205,126 +209,32 @@ def self_refine_stage(run: Run, records: list[Record]) -> list[Record]:
     return accepted
 
 
-def critic_names(critics) -> list[str]:
-    """Unique names: [accuracy, accuracy@m, accuracy] -> [accuracy, accuracy@m, accuracy-3]."""
-    names: list[str] = []
-    for i, critic in enumerate(critics):
-        name = critic.persona + (f"@{critic.model}" if critic.model else "")
-        names.append(name if name not in names else f"{name}-{i + 1}")
-    return names
-
-
 def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
     """Critiques -> meta-critique -> aggregated critique targets; revisions -> DPO pairs."""
     cfg = run.recipe.multicritique
     names = critic_names(cfg.critics)
+    # an uncalibrated comparison judge could not tell which is better: no revisions, no pairs
+    skipped = run.skipped_judges.get("comparison")
+    sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
     with run.timed("multicritique"):
-        parsed: dict[str, list[list[dict] | str]] = {}
-        for critic, name in zip(cfg.critics, names, strict=True):
-            prompts = [
-                mc.critique_prompt(r.instruction, r.input, r.output, critic.persona)
-                for r in records
-            ]
-            sampling = mc.critique_sampling(critic.seed, cfg.max_tokens)
-            replies = run.llm_all(
-                f"critique-{name}", prompts, sampling, model=critic.model, code=MULTI
-            )
-            parsed[name] = [mc.parse_critique(t) for t in first(replies)]
-        units = [
-            (i, name, unit)
-            for name in names
-            for i, found in enumerate(parsed[name])
-            if isinstance(found, list)
-            for unit in found
+        items = cr.critique_round(run, records, names)
+        units = cr.meta_critique_round(run, items, names)
+        revisions = [] if skipped else cr.revision_round(run, items, names, sampling)
+        cr.compare_round(run, revisions)
+        out = [
+            replace(i.record, meta={**i.record.meta, "multicritique": i.meta(skipped)})
+            for i in items
         ]
-        prompts = [
-            mc.meta_critique_prompt(
-                records[i].instruction, records[i].input, records[i].output, unit
-            )
-            for i, _, unit in units
-        ]
-        replies = run.llm_all(
-            "meta-critique", prompts, mc.judge_sampling(mc.META_SCHEMA), code=MULTI
-        )
-        valid: list[list[dict]] = [[] for _ in records]
-        verdicts: list[dict[str, list]] = [{name: [] for name in names} for _ in records]
-        for (i, name, unit), reply in zip(units, first(replies), strict=True):
-            verdict = mc.parse_meta_verdict(reply)
-            verdicts[i][name].append(verdict)
-            if verdict is True:
-                valid[i].append({**unit, "critic": name})
-        # each critic's valid units revise the response; the judge compares it with the original
-        jobs = [
-            (i, name, [u for u in valid[i] if u["critic"] == name])
-            for i in range(len(records))
-            for name in names
-        ]
-        # an uncalibrated comparison judge could not tell which is better: no revisions, no pairs
-        compare_skipped = run.skipped_judges.get("comparison")
-        jobs = [job for job in jobs if job[2] and not compare_skipped]
-        prompts = [
-            mc.revision_prompt(records[i].instruction, records[i].input, records[i].output, us)
-            for i, _, us in jobs
-        ]
-        sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
-        revisions = [
-            mc.parse_revision(t)
-            for t in first(run.llm_all("revise", prompts, sampling, code=MULTI))
-        ]
-        compared = [
-            (i, name, text) for (i, name, _), text in zip(jobs, revisions, strict=True) if text
-        ]
-        prompts, revision_is_a = [], []
-        for i, name, text in compared:
-            r = records[i]
-            revision_is_a.append(mc.revision_first(r.id, name))
-            a, b = (text, r.output) if revision_is_a[-1] else (r.output, text)
-            prompts.append(mc.comparison_prompt(r.instruction, r.input, a, b))
-        replies = run.llm_all("compare", prompts, mc.judge_sampling(mc.COMPARE_SCHEMA), code=MULTI)
-        pairs: list[dict] = []
-        pair_count = [0] * len(records)
-        comparisons: list[list[dict]] = [[] for _ in records]
-        for (i, name, text), reply, rev_a in zip(
-            compared, first(replies), revision_is_a, strict=True
-        ):
-            r, verdict = records[i], mc.parse_comparison(reply)
-            comparisons[i].append({"critic": name, "verdict": verdict, "revision": text})
-            if verdict in ("A", "B", "tie"):
-                pair = mc.preference_pair(r, r.output, text, verdict, rev_a, name)
-                if pair is not None:
-                    pairs.append(pair)
-                    pair_count[i] += 1
-        out, sft = [], []
-        for i, r in enumerate(records):
-            aggregated = mc.merge_units(valid[i])
-            critiques = {
-                name: parsed[name][i]
-                if isinstance(parsed[name][i], list)
-                else {"error": parsed[name][i]}
-                for name in names
-            }
-            meta = {
-                "critics": critiques,
-                "meta_verdicts": verdicts[i],
-                "valid_units": valid[i],
-                "aggregated": aggregated,
-                "comparisons": comparisons[i],
-                "pairs": pair_count[i],
-            }
-            if compare_skipped:
-                meta["comparison_skipped"] = compare_skipped
-            out.append(replace(r, meta={**r.meta, "multicritique": meta}))
-            if any(isinstance(parsed[name][i], list) for name in names):
-                sft.append(mc.critique_sft_row(r, aggregated))
+        sft = [critique_sft_row(i.record, i.summary["aggregated"]) for i in items if i.critiqued]
         run.extras["critique_sft"] = sft
-        run.extras["dpo"] = pairs
+        run.extras["dpo"] = [pair for i in items for pair in i.pairs]
     run.stage("multicritique", len(records), out, [])
     log().info(
         "multicritique: %d critique units, %d valid, %d revisions, %d preference pairs",
         len(units),
-        sum(map(len, valid)),
-        len(compared),
-        len(pairs),
+        sum(len(i.summary["valid_units"]) for i in items),
+        len(revisions),
+        len(run.extras["dpo"]),
     )
     return out
 

@@ -168,6 +168,15 @@ def test_multicritique_builds_critiques_and_preference_pairs():
     out = judges.multicritique_stage(run, records)
     assert [r.id for r in out] == [r.id for r in records]
     mc = out[0].meta["multicritique"]
+    assert list(mc) == [
+        "critics",
+        "meta_verdicts",
+        "valid_units",
+        "aggregated",
+        "comparisons",
+        "pairs",
+    ]
+    assert mc["meta_verdicts"] == {"accuracy": [True], "completeness": [], "clarity": []}
     assert mc["critics"]["completeness"] == []
     assert mc["critics"]["clarity"] == {"error": "judge_unparseable"}
     assert [u["critics"] for u in mc["aggregated"]] == [["accuracy"]]
