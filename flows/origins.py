@@ -56,7 +56,7 @@ def backtranslate_records(run: Run, passages: list[Passage]) -> list[Record]:
             replies = run.llm("backtranslate", b, conversations, sampling, code=BACKTRANSLATE_CODE)
         for (pid, sid, text), (reply,) in zip(chunk, replies, strict=True):
             meta = {**run.lineage, "origin": "backtranslation", "source_passage": pid, "span": sid}
-            question, reason = parse_question(reply, text)
+            question, reason = parse_question(reply, text, cfg.topic_replies)
             record = Record(instruction=question, output=text, passages=(pid,), meta=meta)
             if not reason and record.id in seen:
                 reason = "backtranslation_question_repeated"
@@ -71,7 +71,8 @@ def backtranslate_records(run: Run, passages: list[Passage]) -> list[Record]:
                 dropped.append(stub.drop("backtranslate", reason))
                 continue
             seen.add(record.id)
-            kept.append(record)
+            form = "question" if question.endswith("?") else "topic"  # topic: "Explain X."
+            kept.append(record.with_meta(question_form=form))
     run.stage("backtranslate", len(units), kept, dropped)
     get_run_logger().info("backtranslate: %d spans -> %d questions kept", len(units), len(kept))
     return kept

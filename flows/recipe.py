@@ -242,6 +242,11 @@ class BacktranslateConfig(Strict):
     )
     max_tokens: int = Field(48, ge=8, description="the question")
     temperature: float = Field(0.0, ge=0)
+    topic_replies: bool = Field(
+        False,
+        description="take a reply that names the span's topic ('The text is about X.') as the "
+        "instruction 'Explain X.' (small models mostly answer so) instead of dropping it",
+    )
 
 
 class ReadingConfig(Strict):

@@ -4,6 +4,7 @@ the corpus answers, and the span itself is the response.
     spans(passage, 2)                       -> [(span id, two sentences), ...]
     build_backtranslation_prompt(span)      -> chat asking for the one question the span answers
     parse_question(reply, span)             -> (question, "") or ("", why it is no question)
+    parse_question(reply, span, topics=True) also takes "The text is about X." as "Explain X."
 
 The response is corpus text, so it carries the corpus's knowledge whatever the model's size; what
 the model can get wrong is the question. Humpback found uncurated backtranslated pairs do not help,
@@ -11,6 +12,11 @@ so `parse_question` already refuses the replies a reader would: no question, a q
 "the passage" (not self-contained), one sharing no content word with its span (off topic), or one
 copying the span. Further curation (the rating judge, when it passes calibration) runs as for any
 record.
+
+Small models often name the span's topic instead of asking ("The text is about the polymerase
+chain reaction (PCR), a technique used to ..."): 136 of 160 replies of the 135M default on the
+demo corpus. With `topics=True` such a reply becomes the instruction "Explain <topic>." (the
+topic cut at its first comma, semicolon or full stop), then passes the same checks as a question.
 """
 
 from __future__ import annotations
@@ -30,6 +36,13 @@ SYSTEM_PROMPT = (
 MIN_QUESTION_WORDS = 4
 MAX_QUESTION_WORDS = 40
 _LABEL_RE = re.compile(r"^\s*(?:\d+[.)]\s*|[-*]\s*)?(?:\*\*)?(?:question|q)\s*\d*\s*[:.]\s*", re.I)
+# "The text is about X", "This passage describes X", "The text is answer to a question about X"
+_TOPIC_RE = re.compile(
+    r"^(?:the|this) (?:text|passage|span|excerpt)(?: above)? "
+    r"(?:is (?:an? )?(?:answer to a question )?about|talks about|describes|explains|discusses) "
+    r"(?P<topic>[^,;.]+)",
+    re.I,
+)
 _REFERS_RE = re.compile(
     r"\b(?:the|this|above|given|following) (?:passage|text|paragraph|excerpt|article|span)\b", re.I
 )
@@ -55,15 +68,24 @@ def build_backtranslation_prompt(span: str) -> Conversation:
     return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
 
 
-def parse_question(reply: str, span: str) -> tuple[str, str]:
+def topic_instruction(line: str) -> str:
+    """'The text is about the ribosome, which ...' -> 'Explain the ribosome.'; '' if no topic."""
+    match = _TOPIC_RE.match(line)
+    return f"Explain {match['topic'].strip()}." if match else ""
+
+
+def parse_question(reply: str, span: str, topics: bool = False) -> tuple[str, str]:
     """(question, "") from `reply`, or ("", reason) when it holds none a reader could use:
-    'Question: What does ATP synthase make?' -> ('What does ATP synthase make?', '')."""
+    'Question: What does ATP synthase make?' -> ('What does ATP synthase make?', '').
+    With `topics`, a reply naming the span's topic gives 'Explain <topic>.' instead."""
     lines = [line.strip() for line in reply.strip().splitlines() if line.strip()]
     if not lines:
         return "", "backtranslation_empty"
     question = _LABEL_RE.sub("", lines[0]).strip(" *\"'“”")
     if not question.endswith("?"):
-        return "", "backtranslation_not_a_question"
+        question = topic_instruction(question) if topics else ""
+        if not question:
+            return "", "backtranslation_not_a_question"
     words = question.split()
     if not MIN_QUESTION_WORDS <= len(words) <= MAX_QUESTION_WORDS:
         return "", "backtranslation_question_length"

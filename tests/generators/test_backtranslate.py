@@ -44,3 +44,21 @@ def test_parse_question_refuses_what_a_reader_could_not_use():
     }
     for reply, reason in cases.items():
         assert parse_question(reply, SPAN) == ("", reason), reply
+
+
+def test_a_reply_naming_the_topic_becomes_an_explain_instruction_when_asked():
+    reply = "The text is about cyanide and cytochrome c oxidase, an enzyme of respiration."
+    assert parse_question(reply, SPAN) == ("", "backtranslation_not_a_question")
+    assert parse_question(reply, SPAN, topics=True) == (
+        "Explain cyanide and cytochrome c oxidase.",
+        "",
+    )
+    described = "This passage describes how cyanide stops ATP synthesis."
+    assert parse_question(described, SPAN, True) == ("Explain how cyanide stops ATP synthesis.", "")
+    refused = {
+        "The text is about the rules of football.": "backtranslation_off_topic",
+        "The text is about it.": "backtranslation_question_length",
+        "Cyanide blocks an enzyme.": "backtranslation_not_a_question",
+    }
+    for reply, reason in refused.items():
+        assert parse_question(reply, SPAN, topics=True) == ("", reason), reply
