@@ -123,12 +123,36 @@ def test_rating_scores_every_record_or_drops_with_a_reason(judged_run):
     records, kept = seen["rating"]
     rated = {r.id for r in kept} | {r.id for r in run.rejected if r.meta["dropped_by"] == "rating"}
     assert rated == {r.id for r in records}
+    assert kept, "the rating stage kept nothing: the later stages judged nothing"
     for r in kept:
         assert 1 <= r.meta["rating"]["score"] <= 5
     for r in run.rejected:
         if r.meta["dropped_by"] == "rating":
             reason = r.meta["drop_reason"]
             assert reason in JUDGE_REASONS or reason.startswith("judge_score_"), reason
+
+
+def test_rating_threshold_drops_the_records_scored_under_it(judged_run):
+    """The fixture's threshold (1) keeps every parsed score; the same replies (from the cache: no
+    new LLM call) under a threshold above the lowest score must drop exactly those below it."""
+    from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
+    from flows.judges import RATING
+
+    run, seen = judged_run
+    records, kept = seen["rating"]
+    scores = {r.id: r.meta["rating"]["score"] for r in kept}
+    threshold = min(min(scores.values()) + 1, 5)
+    prompts = [build_rating_prompt(r.instruction, r.input, r.output) for r in records]
+    before = LLM_CALLS["conversations"]
+    sampling = rating_sampling(run.recipe.rating.max_tokens)
+    replies = run.llm_all("rating", prompts, sampling, code=RATING)
+    assert LLM_CALLS["conversations"] == before
+    kept_now, dropped_now = apply_ratings(records, replies, threshold)
+    assert {r.id for r in kept_now} == {i for i, s in scores.items() if s >= threshold}
+    under = {r.id: r.meta["drop_reason"] for r in dropped_now if r.id in scores}
+    assert under and under == {
+        i: f"judge_score_{s}_lt_{threshold}" for i, s in scores.items() if s < threshold
+    }
 
 
 def test_s3ft_gives_every_record_a_target_source(judged_run):
@@ -159,7 +183,17 @@ def test_self_refine_keeps_only_what_its_feedback_accepts(judged_run):
         assert reason in JUDGE_REASONS | {"refinement_empty"} or reason.startswith(
             "self_feedback_incorrect_after_"
         ), reason
-    for row in run.extras["self_feedback"]:
+    # one feedback row per parsed judged step, kept and dropped records alike
+    steps = [
+        step
+        for r in kept + dropped
+        for step in r.meta.get("self", {}).get("steps", [])
+        if "error" not in step
+    ]
+    rows = run.extras["self_feedback"]
+    assert records and len(rows) == len(steps)
+    assert {row["id"] for row in rows} <= {r.id for r in records}
+    for row in rows:
         assert row["verdict"] in ("correct", "incorrect") and row["messages"][1]["content"]
 
 
@@ -184,8 +218,9 @@ def test_calibration_measures_each_judge_used(judged_run):
     result = json.loads((run.dir / "calibration.json").read_text())
     assert set(result["judges"]) == CALIBRATED
     for metrics in result["judges"].values():
-        assert metrics["n"] == 6 and 0 <= metrics["agreement"] <= 1
-        assert metrics["tp"] + metrics["fp"] + metrics["tn"] + metrics["fn"] <= 6
+        counts = [metrics[k] for k in ("tp", "fp", "tn", "fn", "unparseable")]
+        assert metrics["n"] == 6 == sum(counts) and min(counts) >= 0
+        assert metrics["agreement"] == round((metrics["tp"] + metrics["tn"]) / 6, 4)
 
 
 def test_export_tells_why_every_rejected_record_was_dropped(judged_run):

@@ -27,11 +27,13 @@ TINY_TRAIN = {
     "lora": {"r": 4},
     "sft": {"max_steps": 2, "logging_steps": 1, "max_length": 128},
     "eval": TINY_EVAL,
-    "promote": {"max_general_increase": 10.0},
 }
 
 
-def exported_run(tmp_path: Path) -> Path:
+QA = [("What do mitochondria make?", "ATP."), ("What is DNA?", "A polymer.")] * 3
+
+
+def exported_run(tmp_path: Path, pairs=QA, train: dict = TINY_TRAIN) -> Path:
     """A run folder with only what the trainers read: recipe.yaml and export/train.jsonl."""
     import yaml
 
@@ -39,17 +41,16 @@ def exported_run(tmp_path: Path) -> Path:
     (run / "export").mkdir(parents=True)
     rows = [
         {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-        for q, a in [("What do mitochondria make?", "ATP."), ("What is DNA?", "A polymer.")] * 3
+        for q, a in pairs
     ]
     (run / "export" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    recipe = {**tiny_recipe(tmp_path), "train": TINY_TRAIN}
+    recipe = {**tiny_recipe(tmp_path), "train": train}
     (run / "recipe.yaml").write_text(yaml.safe_dump(recipe))
     return run
 
 
 def test_fine_tune_writes_metrics_then_reruns_from_cache(prefect_harness, tmp_path):
     from flows.train import fine_tune
-    from trainers.evaluate import promote
 
     run = exported_run(tmp_path)
     metrics = fine_tune(str(run))
@@ -59,9 +60,10 @@ def test_fine_tune_writes_metrics_then_reruns_from_cache(prefect_harness, tmp_pa
     assert metrics["before"]["domain_n"] == 6 and metrics["before"]["general_n"] == 6
     assert metrics["after"]["model"] == metrics["trained_model"]["path"]
     assert metrics["trained_model"]["path"] == str(run / "train" / "1" / "merged")
-    promoted, reason = promote(metrics["before"], metrics["after"], 0.0, 10.0)
-    assert (metrics["promoted"], metrics["decision"]) == (promoted, reason)
-    expected_next = metrics["trained_model"]["path"] if promoted else "default"
+    before, after, decision = metrics["before"], metrics["after"], metrics["decision"]
+    assert f"dev domain loss {before['domain_loss']:.3f} -> {after['domain_loss']:.3f}" in decision
+    assert decision.endswith(": promoted") == metrics["promoted"]
+    expected_next = metrics["trained_model"]["path"] if metrics["promoted"] else "default"
     assert metrics["next_model"] == expected_next
 
     weights = run / "train" / "1" / "merged" / "model.safetensors"
@@ -74,13 +76,32 @@ def test_fine_tune_writes_metrics_then_reruns_from_cache(prefect_harness, tmp_pa
     assert weights.is_file() and again["sft"]["steps"] == 2
 
 
+def test_the_general_loss_guard_refuses_a_model_that_forgot(prefect_harness, tmp_path):
+    """Four steps at a high learning rate on one nonsense answer: the general answer loss rises
+    far past the default 2% allowed, and the flow's decision says so with the numbers."""
+    from flows.train import fine_tune
+
+    sft = {**TINY_TRAIN["sft"], "max_steps": 4, "learning_rate": 5e-3}
+    nonsense = [(q, "zq " * 40) for q, _ in QA]
+    run = exported_run(tmp_path, nonsense, {**TINY_TRAIN, "sft": sft})
+    metrics = fine_tune(str(run))
+    before, after = metrics["before"]["general_loss"], metrics["after"]["general_loss"]
+    rise = (after - before) / before
+    assert rise > 0.02, (before, after)
+    assert not metrics["promoted"] and metrics["next_model"] == "default"
+    assert f"general loss rose {rise:.1%} > 2.0%" in metrics["decision"]
+
+
 def test_two_rounds_the_second_generates_with_the_first_rounds_model(
     prefect_harness, tiny_run, tmp_path
 ):
     from flows.pipeline import self_specialize
     from generators.models import resolve_model
 
-    train = {**TINY_TRAIN, "uds": {"enabled": True, "k": 2}}
+    # the loop is under test, not the promote rule: a round-1 model is promoted unless its
+    # domain loss did not fall
+    promote = {"max_general_increase": 10.0}
+    train = {**TINY_TRAIN, "uds": {"enabled": True, "k": 2}, "promote": promote}
     recipe = {**tiny_recipe(tmp_path, "loop"), "rounds": 2, "train": train}
     tiny_run.reuse_replies(tmp_path / "runs" / "loop")  # round 1 is the tiny recipe's run
     root = Path(self_specialize(recipe=recipe))
