@@ -35,6 +35,8 @@ from generators.records import parts_digest
 STAGE = "multicritique"
 FIELD_MAX_CHARS = 200  # one sentence per flaw or suggestion
 CRITIQUE_TEMPERATURE = 0.7  # varied critiques across seeds when the agents share one model
+CRITIQUE_MAX_TOKENS = 256  # critiques and revisions (recipe multicritique.max_tokens)
+JUDGE_MAX_TOKENS = 64  # a verdict and one sentence (recipe multicritique.judge_max_tokens)
 
 PERSONAS: dict[str, str] = {
     "accuracy": "factual errors, wrong claims and faulty reasoning or calculations.",
@@ -166,7 +168,9 @@ def revision_first(record_id: str, critic: str) -> bool:
     return int(parts_digest((STAGE, record_id, critic))[-1], 16) % 2 == 0
 
 
-def critique_sampling(seed: int, max_tokens: int = 256, use_schema: bool = True) -> Sampling:
+def critique_sampling(
+    seed: int, max_tokens: int = CRITIQUE_MAX_TOKENS, use_schema: bool = True
+) -> Sampling:
     """Seeded sampling at CRITIQUE_TEMPERATURE, schema-guided where the backend can enforce it."""
     return Sampling(
         max_tokens=max_tokens,
@@ -176,7 +180,9 @@ def critique_sampling(seed: int, max_tokens: int = 256, use_schema: bool = True)
     )
 
 
-def judge_sampling(schema: dict, max_tokens: int = 64, use_schema: bool = True) -> Sampling:
+def judge_sampling(
+    schema: dict, max_tokens: int = JUDGE_MAX_TOKENS, use_schema: bool = True
+) -> Sampling:
     """Greedy sampling for the meta-critique and comparison judges (META_ or COMPARE_SCHEMA)."""
     return Sampling(
         max_tokens=max_tokens, temperature=0.0, json_schema=schema if use_schema else None

@@ -56,9 +56,8 @@ def _comparison_verdicts(run: Run, items: list[cal.CheckItem]) -> list[bool | No
         a, b = (wrong.answer, gold.answer) if flip else (gold.answer, wrong.answer)
         gold_first.append(not flip)
         prompts.append(mc.comparison_prompt(gold.question, "", a, b))
-    replies = run.llm_all(
-        "calibrate-comparison", prompts, mc.judge_sampling(mc.COMPARE_SCHEMA), code=MULTI
-    )
+    sampling = mc.judge_sampling(mc.COMPARE_SCHEMA, run.recipe.multicritique.judge_max_tokens)
+    replies = run.llm_all("calibrate-comparison", prompts, sampling, code=MULTI)
     verdicts: list[bool | None] = []
     for (reply,), a_is_gold in zip(replies, gold_first, strict=True):
         better = mc.parse_comparison(reply)

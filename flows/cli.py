@@ -198,10 +198,6 @@ def _check_corpus(recipe) -> None:
         raise SelfAlignError(f"{recipe.corpus.path}: the corpus has no documents")
     if with_text == 0:
         raise SelfAlignError(f"{recipe.corpus.path}: empty corpus: no document has any text")
-    if recipe.corpus.overlap_words >= recipe.corpus.chunk_words:
-        raise SelfAlignError(
-            "recipe: 'corpus.overlap_words' must be smaller than 'corpus.chunk_words'"
-        )
 
 
 def _check_runs_dir(recipe) -> None:

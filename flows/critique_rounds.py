@@ -120,7 +120,8 @@ def meta_critique_round(run: Run, items: list[Judged], names: list[str]) -> list
         )
         for u in units
     ]
-    replies = run.llm_all("meta-critique", prompts, mc.judge_sampling(mc.META_SCHEMA), code=MULTI)
+    sampling = mc.judge_sampling(mc.META_SCHEMA, run.recipe.multicritique.judge_max_tokens)
+    replies = run.llm_all("meta-critique", prompts, sampling, code=MULTI)
     for unit, samples in zip(units, replies, strict=True):
         unit.item.verdicts.append(parse_meta_verdict(samples[0]))
     for item in items:
@@ -158,7 +159,8 @@ def compare_round(run: Run, revisions: list[Revision]) -> None:
         r = rev.item.record
         a, b = (rev.text, r.output) if rev.first else (r.output, rev.text)
         prompts.append(mc.comparison_prompt(r.instruction, r.input, a, b))
-    replies = run.llm_all("compare", prompts, mc.judge_sampling(mc.COMPARE_SCHEMA), code=MULTI)
+    sampling = mc.judge_sampling(mc.COMPARE_SCHEMA, run.recipe.multicritique.judge_max_tokens)
+    replies = run.llm_all("compare", prompts, sampling, code=MULTI)
     for rev, samples in zip(revisions, replies, strict=True):
         r, verdict = rev.item.record, parse_comparison(samples[0])
         rev.item.comparisons.append(

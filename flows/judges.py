@@ -35,6 +35,7 @@ from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
 from flows import critique_rounds as cr
 from flows.critique_rounds import MULTI as MULTI  # flows.calibrate keys its batches with it
 from flows.critique_rounds import critic_names
+from flows.recipe import REPETITION_PENALTY
 from flows.run import Run
 from generators.llm import Sampling
 from generators.records import Record
@@ -48,7 +49,7 @@ RATING, S3FT, SELF = (
     ("filters.self_refine", "filters.judge_io"),
 )
 # Model-written revisions repeat themselves on small models without a penalty (as in `respond`).
-REWRITE_PENALTY = 1.15
+REWRITE_PENALTY = REPETITION_PENALTY
 
 
 def log() -> logging.Logger:

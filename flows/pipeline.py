@@ -24,6 +24,7 @@ per-record stages run in batches of `batch_records`. LLM and retrieval batches a
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -43,7 +44,9 @@ from flows.judges import judge_records
 from flows.origins import backtranslate_records, grounding_stage, mix_stage, reading_records
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
+from flows.rundir import write_manifest
 from flows.select import select_stage
+from flows.serve import trigger_fine_tune
 from flows.train import fine_tune, write_rounds
 from generators.corpus import Passage
 from generators.llm import Sampling
@@ -275,18 +278,12 @@ def self_specialize(recipe: dict[str, Any], overrides: list[str] | None = None) 
         write_rounds(root)
         log.info("after %d round(s) the model is %s", first.rounds, model)
     if first.serve.trigger_fine_tune:
-        from flows.serve import trigger_fine_tune
-
         note_in_manifest(root, triggered_fine_tune=trigger_fine_tune(first, root))
     return str(root)
 
 
 def note_in_manifest(run_dir: Path, **fields: Any) -> None:
     """Add fields to a finished run's manifest.json."""
-    import json
-
-    from flows.rundir import write_manifest
-
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     write_manifest(run_dir, {**manifest, **fields})
 

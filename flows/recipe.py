@@ -20,9 +20,27 @@ from pydantic import (
     model_validator,
 )
 
+from filters.decontam import N_GRAM
+from filters.dedup import COSINE_MAX, JACCARD_MIN
+from filters.multicritique import CRITIQUE_MAX_TOKENS, PERSONAS
+from filters.multicritique import JUDGE_MAX_TOKENS as MC_JUDGE_MAX_TOKENS
+from filters.novelty import ROUGE_L_MAX
+from filters.rating import RATING_MAX_TOKENS, RATING_MIN
+from filters.s3ft import JUDGE_MAX_TOKENS as S3FT_JUDGE_MAX_TOKENS
+from filters.self_refine import FEEDBACK_MAX_TOKENS
 from flows.recipe_errors import format_error, yaml_positions
+from generators.corpus import CHUNK_OVERLAP, CHUNK_WORDS
 from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8
+from generators.reading import KINDS
+from generators.self_instruct import DEMOS_MACHINE, DEMOS_SEED, NEW_PER_PROMPT
+from trainers.heldout import TEST_FRACTION
+from trainers.uds import DEFAULT_ALPHA, DEFAULT_BUFFER, DEFAULT_K, DEFAULT_SKETCH_DIM
+
+# Defaults are the constants of the modules that use them (imported above, none imports a model
+# library). The respond penalty is used through the recipe only, so it is named here; the judged
+# stages' rewrites (flows/judges.py) use the same one.
+REPETITION_PENALTY = 1.15  # small models repeat themselves without it
 
 
 def corpus_section(value: Any) -> Any:
@@ -38,8 +56,10 @@ class CorpusConfig(Strict):
     path: str = Field(
         description="JSONL (id, text), Parquet, a folder of .txt, or a save_to_disk folder"
     )
-    chunk_words: int = Field(180, ge=16, description="passage length in words")
-    overlap_words: int = Field(30, ge=0, description="words shared by consecutive chunks")
+    chunk_words: int = Field(CHUNK_WORDS, ge=16, description="passage length in words")
+    overlap_words: int = Field(
+        CHUNK_OVERLAP, ge=0, description="words shared by consecutive chunks"
+    )
     near_duplicates: float | None = Field(
         0.7,
         gt=0,
@@ -182,11 +202,13 @@ class GenerateConfig(Strict):
     batch_prompts: int = Field(
         16, ge=1, description="prompts per batch; the pool grows between batches"
     )
-    demos_seed: int = Field(6, ge=0, description="seed tasks shown per prompt (Self-Instruct: 6)")
-    demos_machine: int = Field(
-        2, ge=0, description="generated tasks shown per prompt (Self-Instruct: 2)"
+    demos_seed: int = Field(
+        DEMOS_SEED, ge=0, description="seed tasks shown per prompt (Self-Instruct: 6)"
     )
-    new_per_prompt: int = Field(8, ge=1, description="new tasks asked for per prompt")
+    demos_machine: int = Field(
+        DEMOS_MACHINE, ge=0, description="generated tasks shown per prompt (Self-Instruct: 2)"
+    )
+    new_per_prompt: int = Field(NEW_PER_PROMPT, ge=1, description="new tasks asked for per prompt")
     passages_per_prompt: int = Field(
         1, ge=0, le=8, description="corpus passages grounding each prompt"
     )
@@ -196,7 +218,7 @@ class GenerateConfig(Strict):
 
 
 class NoveltyConfig(Strict):
-    threshold: float = Field(0.7, gt=0, le=1, description="drop if ROUGE-L F > threshold")
+    threshold: float = Field(ROUGE_L_MAX, gt=0, le=1, description="drop if ROUGE-L F > threshold")
 
 
 class InstanceConfig(Strict):
@@ -208,7 +230,7 @@ class RespondConfig(Strict):
     top_k: int = Field(2, ge=0, le=16, description="retrieved passages per answer")
     max_tokens: int = Field(224, ge=8)
     temperature: float = Field(0.0, ge=0)
-    repetition_penalty: float = Field(1.15, gt=0)
+    repetition_penalty: float = Field(REPETITION_PENALTY, gt=0)
 
 
 class GroundingConfig(Strict):
@@ -253,7 +275,7 @@ class ReadingConfig(Strict):
     """Reading-comprehension tasks mined from passages by rules, no LLM (generators/reading.py)."""
 
     kinds: list[Literal["continue", "keyword", "cause", "effect", "summary"]] = Field(
-        default_factory=lambda: ["continue", "keyword", "cause", "effect", "summary"]
+        default_factory=lambda: list(KINDS)
     )
     per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")
 
@@ -284,17 +306,17 @@ class DedupConfig(Strict):
     """Near-duplicate removal after generation (filters/dedup.py); both off by default."""
 
     minhash: bool = Field(False, description="MinHash LSH over word 3-grams of the whole record")
-    jaccard: float = Field(0.8, gt=0, le=1, description="drop at estimated Jaccard >= this")
+    jaccard: float = Field(JACCARD_MIN, gt=0, le=1, description="drop at estimated Jaccard >= this")
     embedding: bool = Field(False, description="embedding cosine of instruction + input (faiss)")
-    cosine: float = Field(0.95, gt=0, le=1, description="drop at cosine > this")
+    cosine: float = Field(COSINE_MAX, gt=0, le=1, description="drop at cosine > this")
 
 
 class RatingConfig(Strict):
     """Alpagasus-style rating judge (filters/rating.py)."""
 
     enabled: bool = False
-    threshold: int = Field(4, ge=1, le=5, description="keep records scored >= this (1-5)")
-    max_tokens: int = Field(96, ge=16)
+    threshold: int = Field(RATING_MIN, ge=1, le=5, description="keep records scored >= this (1-5)")
+    max_tokens: int = Field(RATING_MAX_TOKENS, ge=16)
 
 
 class S3FTConfig(Strict):
@@ -305,7 +327,7 @@ class S3FTConfig(Strict):
         "llm", description="equivalence judge of the model's own answer vs the gold"
     )
     max_tokens: int = Field(160, ge=8, description="own answers and paraphrases")
-    judge_max_tokens: int = Field(96, ge=16)
+    judge_max_tokens: int = Field(S3FT_JUDGE_MAX_TOKENS, ge=16)
     include_seeds: bool = Field(False, description="add seed instances with outputs as gold")
     gold_set: str | None = Field(None, description="extra gold examples, in any seeds format")
 
@@ -316,7 +338,7 @@ class SelfRefineConfig(Strict):
     enabled: bool = False
     max_steps: int = Field(1, ge=0, le=5, description="refinements before giving up")
     max_tokens: int = Field(160, ge=8, description="refined responses")
-    feedback_max_tokens: int = Field(160, ge=16)
+    feedback_max_tokens: int = Field(FEEDBACK_MAX_TOKENS, ge=16)
 
 
 class CriticConfig(Strict):
@@ -337,12 +359,13 @@ class MultiCritiqueConfig(Strict):
         ],
         min_length=1,
     )
-    max_tokens: int = Field(256, ge=16, description="critiques and revisions")
+    max_tokens: int = Field(CRITIQUE_MAX_TOKENS, ge=16, description="critiques and revisions")
+    judge_max_tokens: int = Field(
+        MC_JUDGE_MAX_TOKENS, ge=16, description="meta-critiques and comparisons"
+    )
 
     @model_validator(mode="after")
     def _known_personas(self) -> MultiCritiqueConfig:
-        from filters.multicritique import PERSONAS
-
         for critic in self.critics:
             if critic.persona not in PERSONAS:
                 raise ValueError(
@@ -373,7 +396,9 @@ class DecontamConfig(Strict):
         description="drop records sharing an n-gram with a held-out question or answer "
         "(train.eval.domain, train.eval.general, calibration.check_set)",
     )
-    n: int = Field(13, ge=4, description="n-gram size in words (GPT-3, lm-evaluation-harness: 13)")
+    n: int = Field(
+        N_GRAM, ge=4, description="n-gram size in words (GPT-3, lm-evaluation-harness: 13)"
+    )
 
 
 class SelectConfig(Strict):
@@ -395,10 +420,12 @@ class UDSConfig(Strict):
     """UDS online batch selection during SFT (trainers/uds.py)."""
 
     enabled: bool = False
-    alpha: float = Field(0.5, ge=0, description="weight of diversity against utility")
-    k: int = Field(2, ge=1, description="samples per micro-batch that get a backward pass")
-    buffer: int = Field(64, ge=1, description="FIFO memory of selected samples' sketches")
-    sketch_dim: int = Field(64, ge=4, description="dimension of the logits sketch")
+    alpha: float = Field(DEFAULT_ALPHA, ge=0, description="weight of diversity against utility")
+    k: int = Field(DEFAULT_K, ge=1, description="samples per micro-batch that get a backward pass")
+    buffer: int = Field(
+        DEFAULT_BUFFER, ge=1, description="FIFO memory of selected samples' sketches"
+    )
+    sketch_dim: int = Field(DEFAULT_SKETCH_DIM, ge=4, description="dimension of the logits sketch")
 
 
 class EvalConfig(Strict):
@@ -410,7 +437,10 @@ class EvalConfig(Strict):
     )
     split_seed: int = Field(0, description="seed of the domain set's dev/test split (by id)")
     test_fraction: float = Field(
-        0.5, gt=0, lt=1, description="share of domain questions in the test split (reported only)"
+        TEST_FRACTION,
+        gt=0,
+        lt=1,
+        description="share of domain questions in the test split (reported only)",
     )
     domain_size: int = Field(
         120, ge=1, description="domain QAs per split (dev and test) for the answer loss"

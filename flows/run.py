@@ -20,6 +20,8 @@ from flows.export import data_card, write_export
 from flows.ingest import StreamedCorpus
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
+from flows.scale import ClusterEncoder, cluster_minhashes
+from flows.stages import derive_seed
 from flows.tasks import (
     ENGINE,
     LLM_CALLS,
@@ -34,7 +36,7 @@ from flows.tasks import (
 )
 from generators.corpus import Corpus, Passage
 from generators.embedder import embedder_id
-from generators.index import MANIFEST_FILE, corpus_key
+from generators.index import MANIFEST_FILE, PassageIndex, corpus_key
 from generators.io import iter_jsonl_objects, write_jsonl_atomic, write_text_atomic
 from generators.llm import Conversation, Sampling, resolve_backend_name
 from generators.models import resolve_model
@@ -240,8 +242,6 @@ class Run:
 
         A seeded sampling gets a seed per batch derived from (seed, stage, batch).
         """
-        from flows.stages import derive_seed
-
         size, replies = self.recipe.batch_records, []
         for b, start in enumerate(range(0, len(conversations), size)):
             batch_sampling = sampling
@@ -262,20 +262,17 @@ class Run:
 
     def encoder(self):
         """What embeds passages and records: the local embedder, or chunks on a Dask cluster."""
+        # not imported at the top: looked up when called, as tests replace flows.tasks.get_embedder
         from flows.tasks import get_embedder
 
         local = get_embedder(self.recipe.embedder)
         if self.recipe.runner.kind == "dask":
-            from flows.scale import ClusterEncoder
-
             return ClusterEncoder(local, self.recipe.runner, self.recipe.embedder)
         return local
 
     def minhasher(self):
         """What computes MinHash signatures: None (in process, the default), or the cluster."""
         if self.recipe.runner.kind == "dask":
-            from flows.scale import cluster_minhashes
-
             return cluster_minhashes(self.recipe.runner)
         return None
 
@@ -285,8 +282,6 @@ class Run:
         self.index_key = corpus_key(self.embedder_id, ids, texts)
         if self.recipe.runner.kind == "dask":
             # reused while its key (embedder + passages) matches, like the cached task below
-            from generators.index import PassageIndex
-
             PassageIndex.build_or_load(ids, texts, self.encoder(), self.index_dir)
             return
         key = content_key("index", str(self.index_dir), self.index_key)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.recipe import Recipe
+from generators.errors import first_line
 
 CURATE_FLOW, TRAIN_FLOW = "self-specialize", "fine-tune"
 TAGS = ["selfalign"]
@@ -46,8 +47,8 @@ def schedule(recipe: Recipe, cron: str | None, interval: float | None) -> dict[s
 
 def deployments(recipe: Recipe, cron: str | None = None, interval: float | None = None) -> list:
     """The two RunnerDeployments for `recipe` (not yet served)."""
-    from flows.pipeline import self_specialize
-    from flows.train import fine_tune
+    from flows.pipeline import self_specialize  # heavy: prefect; cycle: it imports flows.serve
+    from flows.train import fine_tune  # heavy: prefect
 
     dump = recipe.model_dump()
     curate = self_specialize.to_deployment(
@@ -70,7 +71,7 @@ def serve_recipe(
     recipe: Recipe, cron: str | None = None, interval: float | None = None, limit: int = 1
 ) -> None:
     """Serve both deployments until interrupted; at most `limit` runs execute at a time."""
-    from prefect import serve
+    from prefect import serve  # heavy: prefect
 
     serve(*deployments(recipe, cron, interval), limit=limit, print_starting_message=False)
 
@@ -81,7 +82,7 @@ def trigger_fine_tune(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
     A missing deployment or server is logged and returned as an error: the curated data is already
     exported, so the curation run does not fail over it. An empty export triggers nothing.
     """
-    from prefect.deployments import run_deployment
+    from prefect.deployments import run_deployment  # heavy: prefect
 
     target = fine_tune_target(recipe)
     if (run_dir / "export" / "train.jsonl").stat().st_size == 0:
@@ -96,8 +97,6 @@ def trigger_fine_tune(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
             tags=TAGS,
         )
     except Exception as e:  # ObjectNotFound, no server, refused: report, do not lose the run
-        from generators.errors import first_line
-
         error = f"{type(e).__name__}: {first_line(e) or 'no detail'}"
         log.error("could not trigger %s: %s (is `selfalign serve` running?)", target, error)
         return {"deployment": target, "error": error}
