@@ -19,7 +19,9 @@ MINIMAL = "name: t\nseeds: s.jsonl\ncorpus:\n  path: c.jsonl\n"
 
 def test_demo_recipe_loads_with_paths_resolved():
     recipe = load_recipe(DEMO)
-    assert recipe.name == "biomed-demo" and recipe.generate.prompts == 72
+    assert recipe.name == "biomed-demo" and recipe.generate.prompts == 36
+    assert (recipe.mix.self_instruct, recipe.mix.backtranslation, recipe.mix.reading) == (1, 10, 10)
+    assert recipe.backtranslate.topic_replies and recipe.grounding.source_passage
     assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
     assert Path(recipe.corpus.path).is_file()
 
@@ -119,3 +121,12 @@ def test_recipe_errors_name_line_column_and_the_key_meant(tmp_path) -> None:
     assert load_recipe(tmp_path / "r.yaml").corpus.path == str(tmp_path / "c.jsonl")
     with pytest.raises(SelfAlignError, match=r"r\.yaml: unknown key 'generate.nope'$"):
         load_recipe(tmp_path / "r.yaml", ["generate.nope=1"])  # from --set: no position
+
+
+def test_multicritique_judge_max_tokens_is_settable(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    assert load_recipe(path).multicritique.judge_max_tokens == 64
+    recipe = load_recipe(path, ["multicritique.judge_max_tokens=32"])
+    assert recipe.multicritique.judge_max_tokens == 32
+    with pytest.raises(SelfAlignError, match="'multicritique.judge_max_tokens'"):
+        load_recipe(path, ["multicritique.judge_max_tokens=8"])
