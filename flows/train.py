@@ -29,7 +29,7 @@ from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 from generators.models import resolve_model
 
-TRAIN_CODE = ("trainers.sft", "trainers.uds", "trainers.data")
+TRAIN_CODE = ("trainers.sft", "trainers.uds", "trainers.uds_trainer", "trainers.data")
 EVAL_CODE = ("trainers.evaluate", "trainers.data", "trainers.heldout")
 
 

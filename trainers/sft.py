@@ -285,7 +285,7 @@ def train_sft(
     args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", out)
     kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
     if uds:
-        from trainers.uds import UDSTrainer
+        from trainers.uds_trainer import UDSTrainer
 
         trainer = UDSTrainer(**kwargs, **{f"uds_{k}": v for k, v in uds.items()})
     else:

@@ -24,19 +24,13 @@ two-sided FFT projection of the whole matrix and adds raw utility to 2.5e-3 x ra
 only label positions count, utility is divided by the micro-batch max and sketches are unit
 vectors, so `alpha` weighs two quantities of order 1.
 
-Not handled: packing / padding-free batches (one packed row holds many samples; refused at
-construction); with gradient accumulation > 1 the loss normaliser `num_items_in_batch` is
-rescaled by this micro-batch's kept share of label tokens, an estimate of the true kept total.
-
-`UDSTrainer` is built on first access through the module `__getattr__` (PEP 562), so that
-`import trainers.uds` imports neither torch nor trl; `from trainers.uds import UDSTrainer` gives
-the real `trl.SFTTrainer` subclass.
+The trainer that runs this selection during SFT is trainers/uds_trainer.py (`UDSTrainer`, a
+`trl.SFTTrainer` subclass). This module is the selection math only: it imports torch inside its
+functions, so `import trainers.uds` imports neither torch nor trl.
 """
 
 from __future__ import annotations
 
-import functools
-import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -222,84 +216,3 @@ def trim_padding(inputs: dict[str, Any]) -> dict[str, Any]:
 def label_count(labels: torch.Tensor) -> int:
     """Label tokens after the causal shift, as transformers counts `num_items_in_batch`."""
     return int((labels[..., 1:] != IGNORE_INDEX).sum())
-
-
-@functools.cache
-def uds_trainer_class() -> type:
-    """The `trl.SFTTrainer` subclass (built once, on first use: trl is imported here)."""
-    import torch
-    from trl import SFTTrainer
-
-    class UDSTrainer(SFTTrainer):
-        """SFTTrainer that backpropagates only the UDS top-k rows of each training micro-batch."""
-
-        def __init__(
-            self,
-            *args: Any,
-            uds_alpha: float = DEFAULT_ALPHA,
-            uds_k: int = DEFAULT_K,
-            uds_buffer: int = DEFAULT_BUFFER,
-            uds_sketch_dim: int = DEFAULT_SKETCH_DIM,
-            uds_seed: int = 0,
-            **kwargs: Any,
-        ) -> None:
-            super().__init__(*args, **kwargs)
-            if self.args.packing or self.args.padding_free:
-                raise ValueError("UDSTrainer selects rows: packing / padding_free are not handled")
-            if uds_k < 1:
-                raise ValueError(f"uds_k must be >= 1, got {uds_k}")
-            self.uds_alpha, self.uds_k = uds_alpha, uds_k
-            self.uds_sketch_dim, self.uds_seed = uds_sketch_dim, uds_seed
-            self.uds_sketch: LogitSketch | None = None  # built when the vocabulary size is seen
-            self.uds_memory = SketchMemory(uds_buffer)
-            # scoring_seconds: all selection overhead (no-grad forward + scores + top-k);
-            # forward_seconds: the no-grad forward part of it
-            self.uds_stats: dict[str, float] = dict.fromkeys(("steps", "candidates", "selected"), 0)
-            self.uds_stats.update(scoring_seconds=0.0, forward_seconds=0.0)
-
-        def uds_select(self, model: Any, inputs: dict[str, Any]) -> list[int]:
-            """No-grad forward of the candidates, scores, top-k rows; updates memory and stats."""
-            start = time.perf_counter()
-            labels = inputs["labels"]
-            with torch.no_grad():
-                forward = {k: v for k, v in inputs.items() if k != "labels"}
-                logits = model(**forward, use_cache=False).logits
-                forwarded = time.perf_counter()
-                vocab, dim, seed = logits.shape[-1], self.uds_sketch_dim, self.uds_seed
-                self.uds_sketch = self.uds_sketch or LogitSketch(vocab, dim, seed)
-                sketch, memory = self.uds_sketch, self.uds_memory
-                rows = select_rows(logits, labels, sketch, memory, self.uds_alpha, self.uds_k)
-            stats = self.uds_stats
-            stats["steps"] += 1
-            stats["candidates"] += labels.shape[0]
-            stats["selected"] += len(rows)
-            stats["forward_seconds"] += forwarded - start
-            stats["scoring_seconds"] += time.perf_counter() - start
-            return rows
-
-        def compute_loss(
-            self,
-            model: Any,
-            inputs: dict[str, Any],
-            return_outputs: bool = False,
-            num_items_in_batch: Any = None,
-        ) -> Any:
-            if model.training:
-                rows = self.uds_select(model, inputs)
-                total = label_count(inputs["labels"])
-                inputs = trim_padding(keep_rows(inputs, rows))
-                if num_items_in_batch is not None and total > 0:
-                    # exact with gradient accumulation 1: the kept rows' label tokens
-                    num_items_in_batch = num_items_in_batch * label_count(inputs["labels"]) / total
-            return super().compute_loss(
-                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
-            )
-
-    return UDSTrainer
-
-
-def __getattr__(name: str) -> Any:
-    """`UDSTrainer` on first access (PEP 562), keeping trl out of `import trainers.uds`."""
-    if name == "UDSTrainer":
-        return uds_trainer_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

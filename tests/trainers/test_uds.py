@@ -1,4 +1,5 @@
-"""UDS selection: pure scoring on hand-made tensors, and a real-model LoRA run (slow)."""
+"""UDS selection: pure scoring on hand-made tensors, and a real-model LoRA run on prompt/completion
+rows (slow). The answer-only labels it relies on are tested in test_loss_masking.py."""
 
 from __future__ import annotations
 
@@ -169,9 +170,10 @@ def test_keep_rows_and_trim_padding_slice_every_batch_tensor():
 
 
 def test_import_loads_neither_torch_nor_trl():
-    code = "import sys, trainers.uds; print('torch' in sys.modules, 'trl' in sys.modules)"
+    heavy = "torch", "trl", "transformers"
+    code = f"import sys, trainers.uds; print(*(m in sys.modules for m in {heavy}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False", "False", "False"]
 
 
 QA_PAIRS = [
@@ -196,10 +198,12 @@ def test_uds_trainer_trains_lora_on_k_of_b_rows(default_model, tmp_path):
     from peft import LoraConfig
     from trl import SFTConfig
 
-    from trainers.uds import UDSTrainer
+    from trainers.sft import prompt_completion
+    from trainers.uds_trainer import UDSTrainer
 
+    # prompt/completion rows, as train_sft feeds them: UDS scores and trains on the answers only
     rows = [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
+        prompt_completion([{"role": "user", "content": q}, {"role": "assistant", "content": a}])
         for q, a in QA_PAIRS
     ]
     args = SFTConfig(
