@@ -4,8 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from flows import run as run_module
-from flows import stages
+from flows import counts, stages
 from tests.benchmarks import load_script
 
 
@@ -29,17 +28,17 @@ def test_workload_is_the_demo_recipes_first_generation_batch(bench):
 
 
 def test_engine_time_is_busy_seconds_over_seconds_since_ready(monkeypatch):
-    monkeypatch.setitem(run_module.ENGINE, "ready_at", 0.0)
-    assert run_module.engine_time() == {
+    monkeypatch.setitem(counts.ENGINE, "ready_at", 0.0)
+    assert counts.engine_time() == {
         "ready_at": 0.0,
         "seconds_since_ready": 0.0,
         "busy_seconds": 0.0,
         "busy_fraction": 0.0,
         "output_tokens": 0,
     }
-    monkeypatch.setitem(run_module.ENGINE, "ready_at", 1000.0)
-    monkeypatch.setitem(run_module.ENGINE, "busy_seconds", 93.0)
-    monkeypatch.setitem(run_module.ENGINE, "output_tokens", 4000)
-    got = run_module.engine_time(now=1100.0)
+    monkeypatch.setitem(counts.ENGINE, "ready_at", 1000.0)
+    monkeypatch.setitem(counts.ENGINE, "busy_seconds", 93.0)
+    monkeypatch.setitem(counts.ENGINE, "output_tokens", 4000)
+    got = counts.engine_time(now=1100.0)
     assert got["busy_fraction"] == 0.93 and got["seconds_since_ready"] == 100.0
     assert got["output_tokens"] == 4000

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from flows import select
+from flows.counts import reason_kind, stage_counts
 from flows.export import user_message
 from flows.recipe import Recipe
-from flows.run import reason_kind, stage_counts
 from flows.tasks import content_key
 from generators.records import Record
 
