@@ -23,7 +23,6 @@ from flows.scale import ClusterEncoder, cluster_minhashes
 from flows.stages import derive_seed
 from flows.tasks import (
     LLM_CALLS,
-    LLM_FAILURES,
     OPENAI_STATS,
     PROMPT_MODULES,
     build_index,
@@ -132,7 +131,8 @@ class Run:
         """Cached LLM batch: the key covers stage, sampling, prompts, model and code version.
 
         `model` (a name like the recipe's) picks another model, e.g. for a second critic;
-        `code` names the modules whose source shapes this stage's prompts and parsing.
+        `code` names the modules whose source shapes this stage's prompts and parsing. The
+        batch's failed requests come back with its replies (from the cache too) and are noted.
         """
         if not conversations:
             return []
@@ -147,7 +147,7 @@ class Run:
         if any(f["key"] == key for f in self.earlier_failures):
             # ask the failed conversations again; the response cache answers the others
             options["refresh_cache"] = True
-        replies = llm_batch.with_options(**options)(
+        result = llm_batch.with_options(**options)(
             key=key,
             conversations=conversations,
             sampling=params,
@@ -155,13 +155,16 @@ class Run:
             model=name,
             options=self.llm_options,
         )
-        self.note_failures(stage, batch, key)
-        return replies
+        if isinstance(result, list):  # cached before the task returned its failures with it
+            result = {"replies": result, "failures": []}
+        self.note_failures(stage, batch, key, result["failures"])
+        return result["replies"]
 
-    def note_failures(self, stage: str, batch: int, key: str) -> None:
-        """Move the batch's failed requests into the run and rewrite failed_requests.jsonl."""
-        new = [{"stage": stage, "batch": batch, **f} for f in LLM_FAILURES]
-        LLM_FAILURES.clear()
+    def note_failures(
+        self, stage: str, batch: int, key: str, failures: list[dict[str, Any]]
+    ) -> None:
+        """Add the batch's failed requests to the run and rewrite failed_requests.jsonl."""
+        new = [{"stage": stage, "batch": batch, **f, "key": key} for f in failures]
         earlier = [f for f in self.earlier_failures if f["key"] != key]
         if new or len(earlier) != len(self.earlier_failures):
             self.failed_requests += new

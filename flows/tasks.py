@@ -16,7 +16,7 @@ import json
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
 from prefect.context import TaskRunContext
@@ -24,6 +24,9 @@ from prefect.context import TaskRunContext
 from generators.llm import LLM, Conversation, Sampling, encodable
 from generators.records import json_digest
 
+# Measurements of this process, kept here rather than returned: a cached task gives back what it
+# returned when it ran, so a rerun answered from the cache would count work it did not do.
+# `llm_batch` counts them where the work happens; the manifest reads them (flows/counts.py).
 # What this process asked the LLM (a fully cached rerun leaves both at 0).
 LLM_CALLS = {"batches": 0, "conversations": 0}
 # When this process's model backend became ready (unix time, after the engine started) and the
@@ -31,8 +34,6 @@ LLM_CALLS = {"batches": 0, "conversations": 0}
 ENGINE = {"ready_at": 0.0, "busy_seconds": 0.0, "output_tokens": 0}
 # Requests of the OpenAI-compatible backend in this process (generators/openai_backend.py).
 OPENAI_STATS = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
-# Conversations whose request failed for good: {index, error, attempts, key}; Run.llm drains it.
-LLM_FAILURES: list[dict[str, Any]] = []
 # Modules whose source shapes the generation stages' prompts and parsing; a judged stage names
 # its own module (e.g. "filters.rating"), so editing a judge does not invalidate generation.
 PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages")
@@ -86,6 +87,13 @@ def get_embedder(name: str):
     return Embedder(name)
 
 
+class LLMBatch(TypedDict):
+    """What `llm_batch` returns (and its cache keeps): the replies and the failed requests."""
+
+    replies: list[list[str]]  # the completions of each conversation (empty ones if it failed)
+    failures: list[dict[str, Any]]  # {index, error, attempts} of requests that failed for good
+
+
 @task(cache_key_fn=given_key, persist_result=True)
 def llm_batch(
     key: str,
@@ -94,7 +102,7 @@ def llm_batch(
     backend: str,
     model: str,
     options: str = "",
-) -> list[list[str]]:
+) -> LLMBatch:
     """One batched LLM call (`options`: backend settings, not part of the cache key)."""
     llm = get_llm(backend, model, options)
     ENGINE["ready_at"] = ENGINE["ready_at"] or time.time()
@@ -109,8 +117,8 @@ def llm_batch(
     replies = [[encodable(c) for c in r] for r in raw]
     for name, count in before.items():
         OPENAI_STATS[name] = OPENAI_STATS.get(name, 0) + llm.stats[name] - count
-    LLM_FAILURES.extend({**f, "key": key} for f in getattr(llm, "last_failures", ()))
-    return replies
+    failures = [dict(f) for f in getattr(llm, "last_failures", ())]
+    return {"replies": replies, "failures": failures}
 
 
 @task(cache_key_fn=given_key, persist_result=True)
