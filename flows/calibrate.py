@@ -11,9 +11,10 @@ judge is asked about every item the way the pipeline asks it:
                       the answer it prefers counts as judged "correct", the other as "wrong"
 
 Results go to runs/<name>/calibration.json, the manifest and the data card. A judge under
-`calibration.min_agreement` is a warning (`on_low: warn`), is not used (`skip`: its stage passes
-records through unfiltered, S3FT falls back to exact match, MultiCritique makes no preference
-pairs), or stops the run (`refuse`).
+`calibration.min_agreement` is a warning (`on_low: warn`), is not used (`skip`: `skipped_judges`
+names it, and the pipeline hands the reason to its stage, which passes records through
+unfiltered; S3FT falls back to exact match, MultiCritique makes no preference pairs), or stops
+the run (`refuse`).
 Not calibrated: the meta-critique judge (the check set has no labelled critique units).
 """
 
@@ -123,9 +124,9 @@ def check_items(recipe: Recipe) -> list[cal.CheckItem]:
 def calibrate(run: Run, judges: list[str] | None = None, log=None, enforce: bool = True) -> dict:
     """Measure `judges` (default: the recipe's) on the check set; write calibration.json.
 
-    Returns {"check_set", "pairs", "min_agreement", "judges": {name: metrics}, "seconds"};
-    with `enforce`, raises SelfAlignError when a judge is under min_agreement and the recipe
-    says `on_low: refuse`.
+    Returns {"check_set", "pairs", "min_agreement", "judges": {name: metrics}, "seconds"}
+    (`skipped_judges` of it: the judges the pipeline must not use); with `enforce`, raises
+    SelfAlignError when a judge is under min_agreement and the recipe says `on_low: refuse`.
     """
     cfg = run.recipe.calibration
     judges = judges_in(run.recipe) if judges is None else judges
@@ -160,12 +161,30 @@ def calibrate(run: Run, judges: list[str] | None = None, log=None, enforce: bool
         )
         if cfg.on_low == "refuse":
             raise SelfAlignError(message)
-        if cfg.on_low == "skip":
-            for name in low:
-                agreement = result["judges"][name]["agreement"]
-                run.skipped_judges[name] = (
-                    f"uncalibrated: agreement {agreement} < {cfg.min_agreement}"
-                )
         if log:
             log.warning("%s; calibration.on_low is '%s'", message, cfg.on_low)
     return result
+
+
+def skipped_judges(result: dict) -> dict[str, str]:
+    """The judges `calibrate` found under min_agreement with `on_low: skip`, each with why.
+
+    {"min_agreement": 0.6, "judges": {"rating": {"agreement": 0.4, "action": "low: skip"}}}
+    -> {"rating": "uncalibrated: agreement 0.4 < 0.6"}; {} (nothing calibrated) -> {}.
+    """
+    return {
+        name: f"uncalibrated: agreement {metrics['agreement']} < {result['min_agreement']}"
+        for name, metrics in result.get("judges", {}).items()
+        if metrics["action"] == "low: skip"
+    }
+
+
+def judges_to_skip(run: Run, log) -> dict[str, str]:
+    """Calibrate the judges the recipe uses (when it names a check set); returns the ones not to
+    use, each with why (judge -> reason; none unless `calibration.on_low` is 'skip')."""
+    used = judges_in(run.recipe)
+    if used and run.recipe.calibration.check_set:
+        return skipped_judges(calibrate(run, used, log=log))
+    if used:
+        log.warning("judges %s are not calibrated: set calibration.check_set", used)
+    return {}

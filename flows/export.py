@@ -29,6 +29,8 @@ from generators.records import Record
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
 CARD_EXAMPLES = 3
 CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in the card
+# extra datasets by name, each written to export/<name>.jsonl: {"dpo": [row, ...], ...}
+Datasets = dict[str, list[dict[str, Any]]]
 
 
 def export_row(record: Record) -> dict[str, Any]:
@@ -122,7 +124,7 @@ def write_export(
     records: list[Record],
     card: str,
     rejected: list[Record] = (),
-    extras: dict[str, list[dict[str, Any]]] | None = None,
+    datasets: Datasets | None = None,
 ) -> Path:
     """The run's export/ folder: train.*, hf/, rejected.jsonl, extra datasets, README.md."""
     target = run_dir / "export"
@@ -134,7 +136,7 @@ def write_export(
         write_format(records, "parquet", tmp / "train.parquet")
         write_format(records, "hf", tmp / "hf")
         write_jsonl_atomic(tmp / "rejected.jsonl", (rejected_row(r) for r in rejected))
-        for name, rows in (extras or {}).items():
+        for name, rows in (datasets or {}).items():
             write_jsonl_atomic(tmp / f"{name}.jsonl", rows)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         _swap_dir(tmp, target)

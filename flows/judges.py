@@ -9,9 +9,10 @@
     multicritique     critics, meta-critique, aggregated critiques -> export/critique_sft.jsonl,
                       revisions judged against the original -> export/dpo.jsonl
 
-A judge that failed calibration with `on_low: skip` (in `run.skipped_judges`) decides nothing:
-its stage passes records through with the reason in `meta`, S3FT compares with exact match
-instead, and MultiCritique still critiques but makes no preference pairs.
+A judge that failed calibration with `on_low: skip` (flows/calibrate.py:skipped_judges; its stage
+gets the reason as `skipped`) decides nothing: its stage passes records through with the reason in
+`meta`, S3FT compares with exact match instead, and MultiCritique still critiques but makes no
+preference pairs. SELF and MultiCritique return their extra datasets with their records.
 
 Every model call goes through `Run.llm_all` (cached batches, so reruns and resumes are free); the
 prompt building and parsing are the pure functions of `filters/`, and MultiCritique's model rounds
@@ -22,6 +23,7 @@ the records' `meta`, dropped records included.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 
 from prefect import get_run_logger
@@ -35,6 +37,7 @@ from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
 from flows import critique_rounds as cr
 from flows.critique_rounds import MULTI as MULTI  # flows.calibrate keys its batches with it
 from flows.critique_rounds import critic_names
+from flows.export import Datasets
 from flows.recipe import REPETITION_PENALTY
 from flows.run import Run
 from generators.llm import Sampling
@@ -88,10 +91,12 @@ def passed_through(run: Run, stage: str, key: str, reason: str, records: list[Re
     return kept
 
 
-def rating_stage(run: Run, records: list[Record]) -> list[Record]:
+def rating_stage(run: Run, records: list[Record], skipped: str | None = None) -> list[Record]:
+    """Keep the records the rating judge scores at least `rating.threshold`; `skipped`: why the
+    judge is not used (calibration), so every record passes."""
     cfg = run.recipe.rating
-    if "rating" in run.skipped_judges:
-        return passed_through(run, "rating", "rating", run.skipped_judges["rating"], records)
+    if skipped is not None:
+        return passed_through(run, "rating", "rating", skipped, records)
     with run.timed("rating"):
         prompts = [build_rating_prompt(r.instruction, r.input, r.output) for r in records]
         replies = run.llm_all("rating", prompts, rating_sampling(cfg.max_tokens), code=RATING)
@@ -120,17 +125,16 @@ def gold_records(run: Run, seeds: list[Seed]) -> list[Record]:
     return records
 
 
-def s3ft_judge(run: Run) -> str:
-    """The recipe's S3FT judge, or exact match when the LLM judge failed calibration."""
+def s3ft_judge(run: Run, skipped: str | None = None) -> str:
+    """The recipe's S3FT judge, or exact match when the LLM judge is `skipped` (calibration)."""
     judge = run.recipe.s3ft.judge
-    return "exact" if judge == "llm" and "s3ft_equivalence" in run.skipped_judges else judge
+    return "exact" if judge == "llm" and skipped is not None else judge
 
 
 def _judge_equivalence(
-    run: Run, stage: str, records: list[Record], candidates: list[str]
+    run: Run, stage: str, records: list[Record], candidates: list[str], judge: str
 ) -> list[dict]:
     cfg = run.recipe.s3ft
-    judge = s3ft_judge(run)
     golds = [r.output for r in records]
     replies = None
     if s3ft.needs_llm(judge):
@@ -142,9 +146,11 @@ def _judge_equivalence(
     return s3ft.verdicts(judge, golds, candidates, replies)
 
 
-def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
-    """Own answer -> judged vs gold -> else paraphrase -> judged -> else gold. Drops nothing."""
+def s3ft_stage(run: Run, records: list[Record], skipped: str | None = None) -> list[Record]:
+    """Own answer -> judged vs gold -> else paraphrase -> judged -> else gold. Drops nothing.
+    `skipped`: why the LLM equivalence judge is not used (calibration): exact match instead."""
     cfg = run.recipe.s3ft
+    judge = s3ft_judge(run, skipped)
     with run.timed("s3ft"):
         sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
         prompts = [s3ft.own_answer_prompt(r.instruction, r.input) for r in records]
@@ -152,7 +158,8 @@ def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
             reply.strip() or None
             for reply in first(run.llm_all("s3ft-own", prompts, sampling, code=S3FT))
         ]
-        own_verdicts = _judge_equivalence(run, "s3ft-judge-own", records, [o or "" for o in own])
+        candidates = [o or "" for o in own]
+        own_verdicts = _judge_equivalence(run, "s3ft-judge-own", records, candidates, judge)
         rest = [
             r
             for r, o, v in zip(records, own, own_verdicts, strict=True)
@@ -163,7 +170,7 @@ def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
         paraphrases = {r.id: s3ft.parse_paraphrase(t) for r, t in zip(rest, replies, strict=True)}
         judged = [r for r in rest if paraphrases[r.id]]
         verdicts = _judge_equivalence(
-            run, "s3ft-judge-paraphrase", judged, [paraphrases[r.id] for r in judged]
+            run, "s3ft-judge-paraphrase", judged, [paraphrases[r.id] for r in judged], judge
         )
         para_verdicts = {r.id: v for r, v in zip(judged, verdicts, strict=True)}
         out = s3ft.assign_targets(records, own, own_verdicts, paraphrases, para_verdicts)
@@ -172,12 +179,17 @@ def s3ft_stage(run: Run, records: list[Record]) -> list[Record]:
     return out
 
 
-def self_refine_stage(run: Run, records: list[Record]) -> list[Record]:
-    """Feedback on each response; refine the rejected ones up to max_steps; keep the accepted."""
+def self_refine_stage(
+    run: Run, records: list[Record], skipped: str | None = None
+) -> tuple[list[Record], Datasets]:
+    """Feedback on each response; refine the rejected ones up to max_steps; keep the accepted.
+
+    Returns (accepted, {"self_feedback": meta-skill rows}); `skipped`: why the feedback judge is
+    not used (calibration), so every record passes and there are no rows.
+    """
     cfg = run.recipe.self_refine
-    if "self_feedback" in run.skipped_judges:
-        reason = run.skipped_judges["self_feedback"]
-        return passed_through(run, "self_refine", "self", reason, records)
+    if skipped is not None:
+        return passed_through(run, "self_refine", "self", skipped, records), {}
     order = {r.id: i for i, r in enumerate(records)}
     accepted: list[Record] = []
     dropped: list[Record] = []
@@ -205,17 +217,21 @@ def self_refine_stage(run: Run, records: list[Record]) -> list[Record]:
             active, out = sr.apply_refinements(to_refine, replies, step)
             dropped += out
         accepted.sort(key=lambda r: order[r.id])
-        run.extras["self_feedback"] = sr.meta_skill_rows(accepted + dropped)
+        rows = sr.meta_skill_rows(accepted + dropped)
     run.stage("self_refine", len(records), accepted, dropped)
-    return accepted
+    return accepted, {"self_feedback": rows}
 
 
-def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
-    """Critiques -> meta-critique -> aggregated critique targets; revisions -> DPO pairs."""
+def multicritique_stage(
+    run: Run, records: list[Record], skipped: str | None = None
+) -> tuple[list[Record], Datasets]:
+    """Critiques -> meta-critique -> aggregated critique targets; revisions -> DPO pairs.
+
+    Returns (records, {"critique_sft": rows, "dpo": pairs}); `skipped`: why the comparison judge
+    is not used (calibration): it could not tell which is better, so no revisions, no pairs.
+    """
     cfg = run.recipe.multicritique
     names = critic_names(cfg.critics)
-    # an uncalibrated comparison judge could not tell which is better: no revisions, no pairs
-    skipped = run.skipped_judges.get("comparison")
     sampling = Sampling(max_tokens=cfg.max_tokens, repetition_penalty=REWRITE_PENALTY)
     with run.timed("multicritique"):
         items = cr.critique_round(run, records, names)
@@ -227,31 +243,37 @@ def multicritique_stage(run: Run, records: list[Record]) -> list[Record]:
             for i in items
         ]
         sft = [critique_sft_row(i.record, i.summary["aggregated"]) for i in items if i.critiqued]
-        run.extras["critique_sft"] = sft
-        run.extras["dpo"] = [pair for i in items for pair in i.pairs]
+        dpo = [pair for i in items for pair in i.pairs]
     run.stage("multicritique", len(records), out, [])
     log().info(
         "multicritique: %d critique units, %d valid, %d revisions, %d preference pairs",
         len(units),
         sum(len(i.summary["valid_units"]) for i in items),
         len(revisions),
-        len(run.extras["dpo"]),
+        len(dpo),
     )
-    return out
+    return out, {"critique_sft": sft, "dpo": dpo}
 
 
-def judge_records(run: Run, records: list[Record], seeds: list[Seed]) -> list[Record]:
-    """Every judged stage the recipe switches on, in order."""
+def judge_records(
+    run: Run, records: list[Record], seeds: list[Seed], skipped: Mapping[str, str]
+) -> tuple[list[Record], Datasets]:
+    """Every judged stage the recipe switches on, in order; `skipped`: judge -> why it is not
+    used (flows/calibrate.py:skipped_judges). Returns the records and the extra datasets."""
     r = run.recipe
+    datasets: Datasets = {}
     records = dedup_stages(run, records)
     if r.rating.enabled:
-        records = rating_stage(run, records)
+        records = rating_stage(run, records, skipped.get("rating"))
     if r.s3ft.enabled:
         known = {x.id for x in records}
         gold = [g for g in gold_records(run, seeds) if g.id not in known]
-        records = s3ft_stage(run, records + list({g.id: g for g in gold}.values()))
+        unique_gold = list({g.id: g for g in gold}.values())
+        records = s3ft_stage(run, records + unique_gold, skipped.get("s3ft_equivalence"))
     if r.self_refine.enabled:
-        records = self_refine_stage(run, records)
+        records, rows = self_refine_stage(run, records, skipped.get("self_feedback"))
+        datasets.update(rows)
     if r.multicritique.enabled:
-        records = multicritique_stage(run, records)
-    return records
+        records, rows = multicritique_stage(run, records, skipped.get("comparison"))
+        datasets.update(rows)
+    return records, datasets

@@ -37,7 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from filters.heuristics import heuristic_filter
 from filters.novelty import NoveltyPool, novelty_filter
 from flows import stages
-from flows.calibrate import JUDGES, calibrate, judges_in
+from flows.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
 from flows.decontaminate import decontaminate_stage
 from flows.ingest import ingest, stream_ingest
 from flows.judges import judge_records
@@ -218,11 +218,7 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
         run.model_id,
         run.dir,
     )
-    used = judges_in(run.recipe)
-    if used and run.recipe.calibration.check_set:
-        calibrate(run, used, log=log)
-    elif used:
-        log.warning("judges %s are not calibrated: set calibration.check_set", used)
+    skipped = judges_to_skip(run, log)
     mix, records = run.recipe.mix, []
     if mix.self_instruct:
         instructions = generate_instructions(run, seeds, passages)
@@ -232,11 +228,11 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     if mix.reading:
         records += reading_records(run, passages)
     records = grounding_stage(run, records, texts)
-    records = judge_records(run, records, seeds)
+    records, datasets = judge_records(run, records, seeds, skipped)
     records = mix_stage(run, records)
-    records = select_stage(run, records)
+    records = select_stage(run, records, skipped.get("rating"))
     records = decontaminate_stage(run, records)
-    export = run.finish(records, started)
+    export = run.finish(records, started, datasets)
     log.info("%d records exported to %s", len(records), export)
     return run.dir
 

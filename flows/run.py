@@ -15,7 +15,7 @@ from typing import Any
 from flows import rundir
 from flows.artifacts import flow_run_id, publish_run
 from flows.counts import engine_time, stage_counts, versions
-from flows.export import data_card, write_export
+from flows.export import Datasets, data_card, write_export
 from flows.ingest import StreamedCorpus
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
@@ -83,11 +83,10 @@ class Run:
     index_key: str = ""  # content key of the indexed corpus: retrieval results depend on it
     rejected: list[Record] = field(default_factory=list)  # every stage's drops, for the export
     seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
-    extras: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # dpo, self_feedback...
-    calibration: dict[str, Any] = field(default_factory=dict)
+    # manifest sections, written by the stage that measures them and read by nothing but `finish`
+    calibration: dict[str, Any] = field(default_factory=dict)  # flows/calibrate.py
     decontamination: dict[str, Any] = field(default_factory=dict)  # flows/decontaminate.py
     support: dict[str, Any] = field(default_factory=dict)  # origin -> distribution (origins.py)
-    skipped_judges: dict[str, str] = field(default_factory=dict)  # judge -> why it is not used
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
     llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)
     failed_requests: list[dict[str, Any]] = field(default_factory=list)  # this attempt's
@@ -265,8 +264,9 @@ class Run:
         counts["kept"] = streamed.count
         counts["origins"].setdefault("corpus", {})["kept"] = streamed.count
 
-    def finish(self, records: list[Record], started: float) -> Path:
-        """Export the final records and write the manifest; returns the export folder."""
+    def finish(self, records: list[Record], started: float, datasets: Datasets) -> Path:
+        """Export the final records and the stages' extra datasets (dpo.jsonl...), and write the
+        manifest; returns the export folder."""
         manifest = {
             "name": self.recipe.name,
             "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -286,7 +286,7 @@ class Run:
             "decontamination": self.decontamination,
             "support": self.support,
             "origins": dict(Counter(r.meta.get("origin", "self_instruct") for r in records)),
-            "datasets": {name: len(rows) for name, rows in self.extras.items()},
+            "datasets": {name: len(rows) for name, rows in datasets.items()},
             "recipe": self.recipe.model_dump(),
             "recipe_yaml": recipe_yaml(self.recipe),
         }
@@ -296,7 +296,7 @@ class Run:
             # what is left of earlier attempts belongs to batches this recipe no longer asks for
             write_jsonl_atomic(self.dir / FAILED_FILE, self.failed_requests)
         card = data_card(manifest, records)
-        export = write_export(self.dir, records, card, self.rejected, self.extras)
+        export = write_export(self.dir, records, card, self.rejected, datasets)
         manifest["engine"] = engine_time()
         rundir.write_manifest(self.dir, manifest)
         publish_run(manifest, records, self.rejected, card, self.dir)  # the dashboard's view

@@ -54,22 +54,29 @@ def with_ifd(run: Run, records: list[Record]) -> list[Record]:
     return [r.with_meta(ifd=s) for r, s in zip(records, scores, strict=True)]
 
 
-def utilities_of(run: Run, records: list[Record]) -> tuple[list[Record], list[float]]:
-    """(records, one utility each) for the recipe's `select.utility`; IFD adds meta["ifd"]."""
+def utilities_of(
+    run: Run, records: list[Record], rating_skipped: str | None = None
+) -> tuple[list[Record], list[float]]:
+    """(records, one utility each) for the recipe's `select.utility`; IFD adds meta["ifd"].
+    `rating_skipped`: why the rating judge was not used (calibration): every rating is 0.0."""
     if run.recipe.select.utility == "ifd":
         records = with_ifd(run, records)
         utilities = ifd_utilities(records)
         if last := sum(u == 0.0 for u in utilities):
             log().info("select: %d records with IFD missing or > %s are ranked last", last, IFD_MAX)
         return records, utilities
-    if "rating" in run.skipped_judges:
-        reason = run.skipped_judges["rating"]
-        log().warning("select: the rating judge is %s, so every rating utility is 0.0", reason)
+    if rating_skipped is not None:
+        log().warning(
+            "select: the rating judge is %s, so every rating utility is 0.0", rating_skipped
+        )
     return records, rating_utilities(records)
 
 
-def select_stage(run: Run, records: list[Record]) -> list[Record]:
-    """Keep at most `select.budget` high-utility records, none closer than `select.tau`."""
+def select_stage(
+    run: Run, records: list[Record], rating_skipped: str | None = None
+) -> list[Record]:
+    """Keep at most `select.budget` high-utility records, none closer than `select.tau`;
+    `rating_skipped`: why the rating judge was not used (flows/calibrate.py:skipped_judges)."""
     cfg = run.recipe.select
     if not cfg.enabled:
         return records
@@ -78,7 +85,7 @@ def select_stage(run: Run, records: list[Record]) -> list[Record]:
     dropped: list[Record] = []
     with run.timed("select"):
         if records:
-            records, utilities = utilities_of(run, records)
+            records, utilities = utilities_of(run, records, rating_skipped)
             vectors = get_embedder(run.recipe.embedder).encode([record_text(r) for r in records])
             kept, dropped = select_diverse(records, utilities, vectors, cfg.budget, cfg.tau)
     run.stage("select", n_in, kept, dropped)

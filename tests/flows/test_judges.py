@@ -24,10 +24,8 @@ class FakeRun:
         self.script = script
         self.asked: dict[str, list] = {}
         self.stages: list[tuple[str, int, list[Record], list[Record]]] = []
-        self.extras: dict = {}
         self.seconds = Counter()
         self.lineage = {"model_id": "fake", "backend": "fake", "round": 0}
-        self.skipped_judges: dict[str, str] = {}
 
     def llm_all(self, stage, conversations, sampling, model=None, code=()):
         if not conversations:  # like Run.llm: no call at all
@@ -133,7 +131,7 @@ def test_self_refine_loop_accepts_refines_and_drops():
     }
     run = FakeRun(script, self_refine={"enabled": True, "max_steps": 1})
     records = recs("fine answer", "fixable", "hopeless", "garbled")
-    kept = judges.self_refine_stage(run, records)
+    kept, datasets = judges.self_refine_stage(run, records)
     assert [r.output for r in kept] == ["fine answer", "fixed answer"]
     assert [r.id for r in kept] == [records[0].id, records[1].id]
     assert kept[1].meta["self"]["accepted_at_step"] == 1
@@ -143,7 +141,8 @@ def test_self_refine_loop_accepts_refines_and_drops():
         records[3].id: "judge_unparseable",
     }
     assert len(run.asked["self-refine-0"]) == 2
-    rows = run.extras["self_feedback"]
+    rows = datasets["self_feedback"]
+    assert list(datasets) == ["self_feedback"]
     assert any(r["refined"] == "fixed answer" for r in rows)
 
 
@@ -165,7 +164,7 @@ def test_multicritique_builds_critiques_and_preference_pairs():
     }
     run = FakeRun(script, multicritique={"enabled": True})
     records = recs("Give 50 mg.", "Give 10 mg.")
-    out = judges.multicritique_stage(run, records)
+    out, datasets = judges.multicritique_stage(run, records)
     assert [r.id for r in out] == [r.id for r in records]
     mc = out[0].meta["multicritique"]
     assert list(mc) == [
@@ -180,10 +179,11 @@ def test_multicritique_builds_critiques_and_preference_pairs():
     assert mc["critics"]["completeness"] == []
     assert mc["critics"]["clarity"] == {"error": "judge_unparseable"}
     assert [u["critics"] for u in mc["aggregated"]] == [["accuracy"]]
-    assert len(run.extras["dpo"]) == 2
-    for pair in run.extras["dpo"]:
+    assert list(datasets) == ["critique_sft", "dpo"]
+    assert len(datasets["dpo"]) == 2
+    for pair in datasets["dpo"]:
         assert pair["chosen"][0]["content"] == "Give 5 mg." and pair["revision_preferred"]
-    assert len(run.extras["critique_sft"]) == 2
+    assert len(datasets["critique_sft"]) == 2
     assert len(run.asked["revise"]) == 2  # one per record: only accuracy had valid units
 
 
@@ -211,15 +211,15 @@ def test_skipped_judges_do_not_filter():
         self_refine={"enabled": True},
     )
     why = "uncalibrated: agreement 0.5 < 0.6"
-    run.skipped_judges = dict.fromkeys(("rating", "s3ft_equivalence", "self_feedback"), why)
     records = recs("Paris.", "Lyon")
-    kept = judges.rating_stage(run, records)
+    kept = judges.rating_stage(run, records, skipped=why)
     assert [r.meta["rating"] for r in kept] == [{"skipped": why}] * 2
-    out = judges.s3ft_stage(run, kept)  # exact match instead of the LLM judge: no judge calls
+    # exact match instead of the LLM judge: no judge calls
+    out = judges.s3ft_stage(run, kept, skipped=why)
     assert [r.meta["target_source"] for r in out] == ["own", "gold"]
     assert not any(stage.startswith("s3ft-judge") for stage in run.asked)
-    kept = judges.self_refine_stage(run, out)
-    assert [r.meta["self"] for r in kept] == [{"skipped": why}] * 2
+    kept, datasets = judges.self_refine_stage(run, out, skipped=why)
+    assert [r.meta["self"] for r in kept] == [{"skipped": why}] * 2 and datasets == {}
     assert [(name, len(dropped)) for name, _, _, dropped in run.stages] == [
         ("rating", 0),
         ("s3ft", 0),
@@ -234,8 +234,30 @@ def test_skipped_comparison_judge_makes_no_pairs():
         "meta-critique": '{"valid": true, "reason": "r"}',
     }
     run = FakeRun(script, multicritique={"enabled": True, "critics": [{"persona": "accuracy"}]})
-    run.skipped_judges = {"comparison": "uncalibrated"}
-    out = judges.multicritique_stage(run, recs("Give 50 mg."))
-    assert run.extras["dpo"] == [] and "revise" not in run.asked
+    out, datasets = judges.multicritique_stage(run, recs("Give 50 mg."), skipped="uncalibrated")
+    assert datasets["dpo"] == [] and "revise" not in run.asked
     assert out[0].meta["multicritique"]["comparison_skipped"] == "uncalibrated"
-    assert len(run.extras["critique_sft"]) == 1
+    assert len(datasets["critique_sft"]) == 1
+
+
+def test_judge_records_gives_each_stage_its_skip_reason_and_returns_the_datasets():
+    unit = {"flaw": "Wrong.", "severity": "major", "suggestion": "Fix."}
+    script = {
+        "critique-accuracy": json.dumps({"units": [unit]}),
+        "meta-critique": '{"valid": true, "reason": "r"}',
+    }
+    run = FakeRun(
+        script,
+        rating={"enabled": True},
+        self_refine={"enabled": True},
+        multicritique={"enabled": True, "critics": [{"persona": "accuracy"}]},
+    )
+    why = "uncalibrated: agreement 0.5 < 0.6"
+    skipped = dict.fromkeys(("rating", "self_feedback", "comparison"), why)
+    out, datasets = judges.judge_records(run, recs("Give 50 mg."), [], skipped)
+    assert [name for name, *_ in run.stages] == ["rating", "self_refine", "multicritique"]
+    assert out[0].meta["rating"] == out[0].meta["self"] == {"skipped": why}
+    assert out[0].meta["multicritique"]["comparison_skipped"] == why
+    assert list(datasets) == ["critique_sft", "dpo"] and datasets["dpo"] == []
+    assert len(datasets["critique_sft"]) == 1
+    assert set(run.asked) == {"critique-accuracy", "meta-critique"}

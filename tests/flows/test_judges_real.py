@@ -79,31 +79,33 @@ def judged_recipe(tmp_path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def judged_run(vllm_llm, prefect_harness, tmp_path_factory):
-    """All judged stages once on the demo records; returns (run, {stage: (in, out)})."""
+    """All judged stages once on the demo records; returns (run, {stage: (in, out)}), the extra
+    datasets under "datasets"."""
     from flows import judges
-    from flows.calibrate import calibrate
+    from flows.calibrate import calibrate, skipped_judges
     from flows.recipe import Recipe
     from flows.run import Run
 
     tmp = tmp_path_factory.mktemp("judged")
     run = Run.start(Recipe.model_validate(judged_recipe(tmp)))
     before = LLM_CALLS["conversations"]
-    calibrate(run)
+    skipped = skipped_judges(calibrate(run))  # none: the recipe's calibration.on_low is 'warn'
     records = demo_records()
     seen = {}
     deduped = judges.dedup_stages(run, records)
     seen["dedup"] = (records, deduped)
-    rated = judges.rating_stage(run, deduped)
+    rated = judges.rating_stage(run, deduped, skipped.get("rating"))
     seen["rating"] = (deduped, rated)
-    targets = judges.s3ft_stage(run, rated)
+    targets = judges.s3ft_stage(run, rated, skipped.get("s3ft_equivalence"))
     seen["s3ft"] = (rated, targets)
-    refined = judges.self_refine_stage(run, targets)
+    refined, feedback = judges.self_refine_stage(run, targets, skipped.get("self_feedback"))
     seen["self_refine"] = (targets, refined)
     # the weak 135M judge may reject every answer: critique the S3FT targets then
     critique_in = refined or targets
-    critiqued = judges.multicritique_stage(run, critique_in)
+    critiqued, critiques = judges.multicritique_stage(run, critique_in, skipped.get("comparison"))
     seen["multicritique"] = (critique_in, critiqued)
-    run.finish(critiqued, 0.0)
+    seen["datasets"] = {**feedback, **critiques}
+    run.finish(critiqued, 0.0, seen["datasets"])
     seen["calls"] = LLM_CALLS["conversations"] - before
     return run, seen
 
@@ -190,7 +192,7 @@ def test_self_refine_keeps_only_what_its_feedback_accepts(judged_run):
         for step in r.meta.get("self", {}).get("steps", [])
         if "error" not in step
     ]
-    rows = run.extras["self_feedback"]
+    rows = seen["datasets"]["self_feedback"]
     assert records and len(rows) == len(steps)
     assert {row["id"] for row in rows} <= {r.id for r in records}
     for row in rows:
@@ -198,7 +200,7 @@ def test_self_refine_keeps_only_what_its_feedback_accepts(judged_run):
 
 
 def test_multicritique_records_critiques_and_pairs(judged_run):
-    run, seen = judged_run
+    _, seen = judged_run
     records, out = seen["multicritique"]
     assert [r.id for r in out] == [r.id for r in records]
     for r in out:
@@ -206,10 +208,10 @@ def test_multicritique_records_critiques_and_pairs(judged_run):
         assert set(mc["critics"]) == {"accuracy", "completeness", "clarity"}
         for unit in mc["valid_units"]:
             assert unit["flaw"] and unit["severity"] in ("minor", "major", "critical")
-    for pair in run.extras["dpo"]:
+    for pair in seen["datasets"]["dpo"]:
         assert pair["chosen"][0]["content"] != pair["rejected"][0]["content"]
         assert pair["prompt"][0]["role"] == "user"
-    for row in run.extras["critique_sft"]:
+    for row in seen["datasets"]["critique_sft"]:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
 
 
@@ -235,7 +237,7 @@ def test_export_tells_why_every_rejected_record_was_dropped(judged_run):
     assert "## Judge calibration" in card and "| rating |" in card
     for name in ("self_feedback", "critique_sft", "dpo"):
         lines = (export / f"{name}.jsonl").read_text().splitlines()
-        assert len(lines) == len(run.extras[name])
+        assert len(lines) == len(seen["datasets"][name])
     assert "## S3FT training targets" in card
     assert [s["stage"] for s in run.stages] == JUDGED_STAGES
     for number, stage in enumerate(run.stages):

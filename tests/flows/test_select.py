@@ -34,7 +34,6 @@ class FakeRun:
         self.cache = Path("/nonexistent/cache")
         self.stages: list[tuple[str, int, list[Record], list[Record]]] = []
         self.seconds = Counter()
-        self.skipped_judges: dict[str, str] = {}
 
     @contextmanager
     def timed(self, stage):
@@ -125,10 +124,9 @@ def test_no_records_writes_an_empty_stage_without_embedding(monkeypatch):
 
 def test_skipped_rating_judge_is_warned_about(embedder, caplog):
     run = rating_run(budget=5)
-    run.skipped_judges["rating"] = "uncalibrated (agreement 0.40)"
     records = [Record(instruction=n, meta={"rating": {"skipped": "x"}}) for n in ("top", "far")]
     with caplog.at_level(logging.WARNING, logger="selfalign"):
-        kept = select.select_stage(run, records)
+        kept = select.select_stage(run, records, rating_skipped="uncalibrated (agreement 0.40)")
     assert [r.meta["selection"]["utility"] for r in kept] == [0.0, 0.0]
     assert "uncalibrated (agreement 0.40)" in caplog.text
 
