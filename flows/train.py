@@ -117,7 +117,7 @@ def release_inference() -> None:
 
 
 def promote_line(before: dict, after: dict, cfg) -> tuple[bool, str]:
-    from trainers.evaluate import promote
+    from trainers.promote import promote
 
     return promote(before, after, cfg.min_domain_gain, cfg.max_general_increase)
 
