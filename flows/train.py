@@ -29,7 +29,13 @@ from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 from generators.models import resolve_model
 
-TRAIN_CODE = ("trainers.sft", "trainers.uds", "trainers.uds_trainer", "trainers.data")
+TRAIN_CODE = (
+    "trainers.sft",
+    "trainers.outputs",
+    "trainers.uds",
+    "trainers.uds_trainer",
+    "trainers.data",
+)
 EVAL_CODE = ("trainers.evaluate", "trainers.data", "trainers.heldout")
 
 
