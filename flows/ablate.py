@@ -31,7 +31,6 @@ from prefect import flow, get_run_logger, task
 from filters.decontam import HeldoutIndex, decontaminate
 from flows import ablation_data as data
 from flows import ablation_report as report
-from flows.artifacts import artifact_key, publish
 from flows.decontaminate import heldout_index, heldout_sources
 from flows.export import export_row, user_message
 from flows.ingest import ingest
@@ -48,7 +47,7 @@ from flows.train import (
     split_record,
 )
 from generators.errors import SelfAlignError
-from generators.io import write_jsonl_atomic, write_text_atomic
+from generators.io import write_jsonl_atomic
 from generators.models import resolve_model
 from generators.records import Record
 
@@ -203,60 +202,87 @@ def decontaminated(r: Recipe, sets: dict[str, list[Record]]) -> tuple[dict, dict
     return out, dropped
 
 
+def ablation_run(r: Recipe, run_dir: str | None) -> Path:
+    """The run the variants take their data from: `run_dir`, else the recipe's own run."""
+    from flows.pipeline import curate
+
+    if run_dir:
+        return Path(run_dir).resolve()
+    if needs_run(r.ablate.variants):
+        return curate(r)  # cached: a finished run is not generated again
+    return (Path(r.runs_dir) / r.name).resolve()
+
+
+def run_variants(r: Recipe, run: Path) -> list[str]:
+    """The recipe's variants, recipe-minus-all expanded over the stages the run has."""
+    manifest = run / "manifest.json"
+    stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else []
+    return expand(
+        r.ablate.variants,
+        [s["stage"] for s in stages],
+        [s["stage"] for s in stages if s["dropped"]],
+    )
+
+
+def train_budgeted(
+    r: Recipe, run: Path, base, name: str, records: list[Record], lengths: list[int],
+    budget: int, lost: int,
+) -> dict[str, Any]:  # fmt: skip
+    """Train one variant on its rows repeated to the token budget; its ablation.json entry."""
+    order = data.budget_rows(lengths, budget, r.ablate.seed)
+    rows = [records[i] for i in order]
+    get_run_logger().info("ablate %s: %d distinct rows, %d rows in the budget of %d tokens",
+                          name, len(records), len(rows), budget)  # fmt: skip
+    trained = train_variant(r, run, base, name, rows)
+    return {
+        "model": trained["merged"], "distinct_rows": len(records), "rows": len(rows),
+        "tokens": sum(lengths[i] for i in order), "decontaminated": lost,
+        "steps": trained["steps"], "train_seconds": trained["seconds"],
+        "first_loss": trained["first_loss"], "last_loss": trained["last_loss"],
+    }  # fmt: skip
+
+
+def measure_variants(
+    r: Recipe, run: Path, base, variants: dict[str, Any], task_dir: Path, tasks: dict[str, str]
+) -> dict[str, Any]:
+    """Measure every model, base included; adds each variant's metrics vs base to `variants`
+    and returns the reports by variant."""
+    reports = {}
+    for name, v in variants.items():
+        ref = base if name == "base" else resolve_model(v["model"])
+        reports[name] = measure(r, run, ref, task_dir, tasks)
+        get_run_logger().info("ablate %s measured", name)
+    for name, v in variants.items():
+        v["metrics"] = report.compare(reports["base"], reports[name], seed=r.ablate.seed)
+        v["eval_seconds"] = reports[name]["eval"]["seconds"]
+    return reports
+
+
 @flow(name="ablate")
 def ablate(
     recipe: dict[str, Any], overrides: list[str] | None = None, run_dir: str | None = None
 ) -> dict[str, Any]:
     """Train and measure every variant of the recipe; returns ablation.json's content."""
-    from flows.pipeline import curate
-
-    r, log = with_overrides(recipe, overrides or []), get_run_logger()
+    r = with_overrides(recipe, overrides or [])
     if not r.train.eval.domain:
         raise SelfAlignError("ablate needs train.eval.domain (the held-out domain QA)")
-    if run_dir:
-        run = Path(run_dir).resolve()
-    elif needs_run(r.ablate.variants):
-        run = curate(r)  # cached: a finished run is not generated again
-    else:
-        run = (Path(r.runs_dir) / r.name).resolve()
+    run = ablation_run(r, run_dir)
     release_inference()
-    manifest = run / "manifest.json"
-    stages = json.loads(manifest.read_text())["stages"] if manifest.is_file() else []
-    variants = expand(
-        r.ablate.variants,
-        [s["stage"] for s in stages],
-        [s["stage"] for s in stages if s["dropped"]],
-    )
+    variants = run_variants(r, run)
     base = resolve_model(r.train.model or r.model.name)
     max_length = int(r.train.sft.get("max_length", 512))
     sets, lost = decontaminated(r, variant_records(r, run, variants))
     lengths = {name: token_lengths(base.path, recs, max_length) for name, recs in sets.items()}
     reference = lengths.get("recipe") or next(iter(lengths.values()), [])
     budget = r.ablate.token_budget or max(1, round(sum(reference) * r.ablate.epochs))
-    out = run / "ablation"
-    task_dir = out / "tasks"
+    task_dir = run / "ablation" / "tasks"
     tasks = mc_tasks(r, task_dir) if r.ablate.mc else {}
     result_variants: dict[str, Any] = {"base": {"model": base.path, "rows": 0, "tokens": 0}}
     for name in variants:
-        order = data.budget_rows(lengths[name], budget, r.ablate.seed)
-        rows = [sets[name][i] for i in order]
-        log.info("ablate %s: %d distinct rows, %d rows in the budget of %d tokens",
-                 name, len(sets[name]), len(rows), budget)  # fmt: skip
-        trained = train_variant(r, run, base, name, rows)
-        result_variants[name] = {
-            "model": trained["merged"], "distinct_rows": len(sets[name]), "rows": len(rows),
-            "tokens": sum(lengths[name][i] for i in order), "decontaminated": lost[name],
-            "steps": trained["steps"], "train_seconds": trained["seconds"],
-            "first_loss": trained["first_loss"], "last_loss": trained["last_loss"],
-        }  # fmt: skip
-    reports = {}
-    for name, v in result_variants.items():
-        ref = base if name == "base" else resolve_model(v["model"])
-        reports[name] = measure(r, run, ref, task_dir, tasks)
-        log.info("ablate %s measured", name)
-    for name, v in result_variants.items():
-        v["metrics"] = report.compare(reports["base"], reports[name], seed=r.ablate.seed)
-        v["eval_seconds"] = reports[name]["eval"]["seconds"]
+        result_variants[name] = train_budgeted(
+            r, run, base, name, sets[name], lengths[name], budget, lost[name]
+        )
+    reports = measure_variants(r, run, base, result_variants, task_dir, tasks)
     result = {
         "recipe": r.name,
         "run": str(run),
@@ -266,24 +292,5 @@ def ablate(
         "mc_tasks": {split: str(task_dir / f"{name}.yaml") for split, name in tasks.items()},
         "variants": result_variants,
     }
-    write_outputs(run, result, reports)
+    report.write_outputs(run, result, reports)
     return result
-
-
-def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) -> None:
-    """ablation.json (+ per-question scores), ablation.md, ablation.png, the data card section,
-    and the dashboard artifact."""
-    out = run / "ablation"
-    full = {**result, "per_question": reports}
-    write_text_atomic(out / "ablation.json", json.dumps(full, indent=2, ensure_ascii=False))
-    section = report.card_section(result)
-    body = report.explanation(result) + "\n" + report.markdown_table(result)
-    write_text_atomic(out / "ablation.md", f"# Ablation: {result['recipe']}\n\n{body}")
-    png = report.chart_png(result)
-    if png is not None:
-        (out / "ablation.png").write_bytes(png)
-    card = run / "export" / "README.md"
-    if card.is_file():
-        write_text_atomic(card, report.with_card_section(card.read_text(encoding="utf-8"), section))
-    key = artifact_key(result["recipe"], 1, "ablation")
-    publish([("markdown", key, section, "Variants vs base on the held-out splits")])

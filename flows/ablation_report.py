@@ -1,4 +1,5 @@
-"""The ablation's comparison of every variant with the base model: numbers, table, chart.
+"""The ablation's comparison of every variant with the base model: numbers, table, chart, and
+the files that hold them (ablation.json, ablation.md, ablation.png, the data card section).
 
 Each metric of a variant is compared with the base model on the same questions (paired
 bootstrap, trainers/heldout.py): answer losses as a relative change (-0.10 = 10% lower, better),
@@ -8,8 +9,12 @@ multiple-choice accuracies as a difference in points of 1.0 (+0.10 = ten points 
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 from typing import Any
 
+from flows.artifacts import artifact_key, publish
+from generators.io import write_text_atomic
 from trainers.heldout import difference_ci, mean_ci, relative_change_ci
 
 LOSSES = ("test", "dev", "general")
@@ -157,3 +162,22 @@ def chart_png(result: dict[str, Any]) -> bytes | None:
     out = io.BytesIO()
     image.save(out, format="PNG")
     return out.getvalue()
+
+
+def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) -> None:
+    """ablation.json (+ per-question scores), ablation.md, ablation.png, the data card section,
+    and the dashboard artifact."""
+    out = run / "ablation"
+    full = {**result, "per_question": reports}
+    write_text_atomic(out / "ablation.json", json.dumps(full, indent=2, ensure_ascii=False))
+    section = card_section(result)
+    body = explanation(result) + "\n" + markdown_table(result)
+    write_text_atomic(out / "ablation.md", f"# Ablation: {result['recipe']}\n\n{body}")
+    png = chart_png(result)
+    if png is not None:
+        (out / "ablation.png").write_bytes(png)
+    card = run / "export" / "README.md"
+    if card.is_file():
+        write_text_atomic(card, with_card_section(card.read_text(encoding="utf-8"), section))
+    key = artifact_key(result["recipe"], 1, "ablation")
+    publish([("markdown", key, section, "Variants vs base on the held-out splits")])

@@ -2,7 +2,7 @@
 
     <key>-funnel            table: stage, in, kept, dropped, reason, count (a row per drop reason)
     <key>-funnel-plot       markdown: records kept per stage as a bar chart (text, plus a PNG
-                            when Pillow is installed)
+                            when Pillow is installed; flows/funnel_plot.py)
     <key>-kept-samples      table: the first curated records
     <key>-rejected-samples  table: dropped records, taken in turn from each stage, with the reason
     <key>-data-card         markdown: the export's README.md
@@ -19,8 +19,6 @@ artifacts only inside a flow run, and a refusal by the API is a logged warning, 
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import logging
 import re
@@ -28,15 +26,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows.funnel_plot import plot_markdown
 from flows.rundir import FAILED_FILE  # written by flows/run.py: one failed request a line
 from generators.records import Record
 
 SAMPLE_ROWS = 5  # records per sample table: enough to eyeball, small enough to read
 FAILED_ROWS = 50  # failed requests listed (all are in failed_requests.jsonl)
 TEXT_MAX = 200  # characters of a text cell
-BAR_WIDTH = 40  # characters of the longest text bar
-BLOCKS = " ▏▎▍▌▋▊▉█"  # eighths of a character cell, for bars finer than one character
-PASSAGE_STAGES = ("corpus",)  # their counts are passages, not records: kept out of the chart
 TRAIN_METRICS = ("domain_loss", "test_loss", "general_loss", "domain_token_f1")
 
 
@@ -103,72 +99,6 @@ def rejected_rows(rejected: list[Record], n: int = SAMPLE_ROWS) -> list[dict[str
         }
         for r in picked
     ]
-
-
-def bar(value: float, top: float, width: int = BAR_WIDTH) -> str:
-    """A bar of `value / top * width` character cells, in eighths: bar(3, 8, 4) -> '█▌'."""
-    eighths = round(8 * width * value / top) if top > 0 else 0
-    full, part = divmod(eighths, 8)
-    return "█" * full + (BLOCKS[part] if part else "")
-
-
-def record_stages(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The stages that count records: the corpus counts passages, far more, on another scale."""
-    return [s for s in stages if s["stage"] not in PASSAGE_STAGES]
-
-
-def _top(stages: list[dict[str, Any]]) -> int:
-    return max((max(s["in"], s["kept"]) for s in stages), default=0)
-
-
-def funnel_chart(stages: list[dict[str, Any]]) -> str:
-    """Markdown: records kept per stage as text bars (scaled to the largest count), `kept/in`
-    at the right; a line above for the corpus."""
-    shown, top = record_stages(stages), _top(record_stages(stages))
-    width = max((len(s["stage"]) for s in shown), default=0)
-    lines = [
-        f"{s['stage']:<{width}}  {bar(s['kept'], top):<{BAR_WIDTH}}  {s['kept']}/{s['in']}"
-        for s in shown
-    ]
-    head = [
-        f"Corpus: {s['kept']} passages kept of {s['in']}."
-        for s in stages
-        if s["stage"] in PASSAGE_STAGES
-    ]
-    return "\n".join(["## Records kept per stage", "", *head, "", "```text", *lines, "```", ""])
-
-
-def funnel_png(stages: list[dict[str, Any]]) -> bytes | None:
-    """The chart as a PNG, records in (light) behind records kept (dark); None without Pillow."""
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        return None
-    shown = record_stages(stages)
-    row, left, right, width = 26, 120, 90, 640
-    image = Image.new("RGB", (width, row * len(shown) + 16), "white")
-    draw = ImageDraw.Draw(image)
-    scale = (width - left - right) / (_top(shown) or 1)
-    for i, s in enumerate(shown):
-        y = 8 + i * row
-        draw.text((8, y + 5), s["stage"], fill="black")
-        draw.rectangle([left, y + 3, left + s["in"] * scale, y + row - 5], fill=(200, 212, 235))
-        kept = left + max(s["kept"] * scale, 1)
-        draw.rectangle([left, y + 3, kept, y + row - 5], fill=(46, 99, 196))
-        draw.text((left + max(s["in"], s["kept"]) * scale + 8, y + 5), f"{s['kept']}/{s['in']}",
-                  fill="black")  # fmt: skip
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
-
-
-def plot_markdown(stages: list[dict[str, Any]]) -> str:
-    """The text chart, then the PNG inline (a data: URI, which the dashboard renders)."""
-    png = funnel_png(stages)
-    if png is None:
-        return funnel_chart(stages)
-    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    return funnel_chart(stages) + f"\n![records in and kept per stage]({uri})\n"
 
 
 def calibration_rows(calibration: dict[str, Any]) -> list[dict[str, Any]]:

@@ -26,14 +26,9 @@ from filters.dedup import near_duplicate_texts
 from flows.recipe import CorpusConfig
 from generators.corpus import Corpus, Passage, iter_passages, load_corpus, source_digest
 from generators.errors import SelfAlignError
-from generators.index import (
-    IDS_FILE,
-    MANIFEST_FILE,
-    PassageIndex,
-    PassageTexts,
-    sample_passages,
-)
+from generators.index import IDS_FILE, MANIFEST_FILE, PassageIndex
 from generators.io import write_text_atomic
+from generators.passages_file import PassageTexts, sample_passages
 from generators.records import parts_digest
 
 log = logging.getLogger("selfalign")

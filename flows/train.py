@@ -29,7 +29,13 @@ from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 from generators.models import resolve_model
 
-TRAIN_CODE = ("trainers.sft", "trainers.uds", "trainers.uds_trainer", "trainers.data")
+TRAIN_CODE = (
+    "trainers.sft",
+    "trainers.outputs",
+    "trainers.uds",
+    "trainers.uds_trainer",
+    "trainers.data",
+)
 EVAL_CODE = ("trainers.evaluate", "trainers.data", "trainers.heldout")
 
 
@@ -117,7 +123,7 @@ def release_inference() -> None:
 
 
 def promote_line(before: dict, after: dict, cfg) -> tuple[bool, str]:
-    from trainers.evaluate import promote
+    from trainers.promote import promote
 
     return promote(before, after, cfg.min_domain_gain, cfg.max_general_increase)
 

@@ -6,7 +6,7 @@ and current, and anything else is rebuilt. IndexFlatIP on normalized vectors = e
 
 `build_streaming` builds the same folder from a stream of passages (e.g. `iter_passages`), holding
 one batch of texts at a time, and also writes `passages.parquet` (id, doc_id, text) so later
-stages can look texts up without the corpus in memory (`PassageTexts`, `sample_passages`). Its
+stages can look texts up without the corpus in memory (generators/passages_file.py). Its
 `kind="fp16"` stores vectors as float16: half the memory (768 MB instead of 1.5 GB at a million
 384-d passages), cosines off by ~1e-3.
 
@@ -22,13 +22,10 @@ in-memory path) takes every text in memory and builds exact indexes only.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 import json
 import logging
-import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from functools import lru_cache
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +35,12 @@ from generators.corpus import Passage
 from generators.embedder import Embedder
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_text_atomic
+from generators.passages_file import PASSAGES_FILE, passages_schema
 from generators.records import parts_digest
 
 log = logging.getLogger("selfalign")
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE = "index.faiss", "ids.json", "index.json"
-PASSAGES_FILE = "passages.parquet"  # build_streaming only: id, doc_id, text in index order
 ADD_BATCH = 4096  # passages embedded and added per step: bounds memory on big corpora
 # exact float32 vectors; float16 vectors (half the memory); HNSW graph; IVF inverted lists
 INDEX_KINDS = ("flat", "fp16", "hnsw", "ivf")
@@ -113,13 +110,6 @@ def set_search_params(index: Any) -> None:
         index.nprobe = min(IVF_NPROBE, index.nlist)
 
 
-def _passages_schema() -> Any:
-    """The Arrow schema of passages.parquet."""
-    import pyarrow as pa
-
-    return pa.schema([("id", pa.string()), ("doc_id", pa.string()), ("text", pa.string())])
-
-
 def _batches(items: Iterable[Passage], size: int) -> Iterator[list[Passage]]:
     """[p0, p1, p2] in size 2 -> [p0, p1], [p2]."""
     it = iter(items)
@@ -185,7 +175,7 @@ class PassageIndex:
         (folder / MANIFEST_FILE).unlink(missing_ok=True)  # invalidate before touching the data
         with (
             atomic_path(folder / PASSAGES_FILE) as tmp,
-            pq.ParquetWriter(tmp, _passages_schema()) as writer,
+            pq.ParquetWriter(tmp, passages_schema()) as writer,
         ):
             key = pairs_key(embedder.model_id, built._add(passages, writer, batch))
             built._flush()
@@ -268,62 +258,3 @@ class PassageIndex:
 
     def __len__(self) -> int:
         return len(self.ids)
-
-
-class PassageTexts(Mapping[str, str]):
-    """Passage id -> text, read from a streamed index folder's passages.parquet as asked for.
-
-    Holds the id -> row map (built on first use, ~100 bytes an id) and the last few row groups
-    read, never the whole corpus; `preload` adds passages already in memory (the sample).
-    """
-
-    def __init__(self, folder: str | Path, ids: list[str]) -> None:
-        import pyarrow.parquet as pq
-
-        self.ids, self.known = ids, {}
-        self.file = pq.ParquetFile(Path(folder) / PASSAGES_FILE)
-        sizes = [self.file.metadata.row_group(i).num_rows for i in range(self.file.num_row_groups)]
-        self.starts = list(itertools.accumulate(sizes, initial=0))
-        self.rows: dict[str, int] | None = None
-        self.group = lru_cache(maxsize=8)(self._read_group)
-
-    def preload(self, passages: Iterable[Passage]) -> None:
-        self.known.update((p.id, p.text) for p in passages)
-
-    def _read_group(self, number: int) -> list[str]:
-        return self.file.read_row_group(number, columns=["text"]).column("text").to_pylist()
-
-    def __getitem__(self, pid: str) -> str:
-        if pid in self.known:
-            return self.known[pid]
-        if self.rows is None:
-            self.rows = {p: i for i, p in enumerate(self.ids)}
-        row = self.rows[pid]  # KeyError for an id not in the index, as a dict would
-        number = bisect.bisect_right(self.starts, row) - 1
-        return self.group(number)[row - self.starts[number]]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.ids)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-def sample_passages(folder: str | Path, k: int, seed: int) -> list[Passage]:
-    """A seeded uniform sample of `k` passages (all when fewer) from passages.parquet, in file
-    order, read one row group at a time."""
-    import pyarrow.parquet as pq
-
-    file = pq.ParquetFile(Path(folder) / PASSAGES_FILE)
-    total = file.metadata.num_rows
-    chosen = set(random.Random(seed).sample(range(total), k)) if k < total else None
-    out, start = [], 0
-    for number in range(file.num_row_groups):
-        rows = file.read_row_group(number).to_pylist()
-        out += [
-            Passage(row["id"], row["text"], row["doc_id"])
-            for i, row in enumerate(rows, start)
-            if chosen is None or i in chosen
-        ]
-        start += len(rows)
-    return out

@@ -11,7 +11,7 @@ the base weights) is a plain HF folder that vLLM, transformers and the next roun
 
 A checkpoint is saved at the end of every epoch (TRL's `save_strategy`, the last one kept) in
 out/trainer/; a run stopped or crashed part-way resumes from it when started again on the same
-inputs (RESUME_KEY tells; other inputs start over). UDS's selection memory is not checkpointed:
+inputs (trainers/outputs.py; other inputs start over). UDS's selection memory is not checkpointed:
 a resumed UDS run starts it empty.
 
 Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the same code under
@@ -21,11 +21,7 @@ Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,11 +30,10 @@ from typing import Any
 
 from trainers.data import DataError, load_messages, load_preferences
 from trainers.evaluate import release_memory
+from trainers.outputs import resume_point, run_inputs, save_outputs
 
 log = logging.getLogger("selfalign")
 
-# Written into every merged folder; generators.models.folder_fingerprint hashes it into the id.
-TRAINED_MARKER = "selfalign-trained.json"
 
 # SmolLM2-sized defaults (LoRA on every linear layer, as QLoRA/alignment-handbook recipes do).
 LORA_DEFAULTS: dict[str, Any] = {
@@ -166,66 +161,6 @@ def loss_log(report: Callable[[str], None], losses: list[float]):
                 report(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
     return LossLog()
-
-
-def save_outputs(trainer, tokenizer, model_path: str, out: Path) -> tuple[Path, Path]:
-    """Write out/adapter and out/merged (base dtype) through temp folders renamed into place."""
-    import torch
-    from transformers import AutoConfig
-
-    adapter, merged = out / "adapter", out / "merged"
-    for target in (adapter, merged):
-        shutil.rmtree(target.with_name(target.name + ".tmp"), ignore_errors=True)
-    trainer.model.save_pretrained(str(adapter) + ".tmp")
-    base_dtype = getattr(AutoConfig.from_pretrained(model_path), "dtype", None) or torch.float32
-    model = trainer.model.merge_and_unload().to(base_dtype)
-    model.save_pretrained(str(merged) + ".tmp")
-    tokenizer.save_pretrained(str(merged) + ".tmp")
-    write_marker(Path(str(merged) + ".tmp"), model_path)
-    for target in (adapter, merged):
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(str(target) + ".tmp", target)
-    shutil.rmtree(out / "trainer", ignore_errors=True)  # checkpoints are not kept
-    return adapter, merged
-
-
-def write_marker(folder: Path, base: str) -> None:
-    """TRAINED_MARKER: the weights' sha256, so two trained folders never share a model id."""
-    digest = hashlib.sha256()
-    for weights in sorted(folder.glob("*.safetensors")):
-        with weights.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    marker = {"base": base, "sha256": digest.hexdigest()}
-    (folder / TRAINED_MARKER).write_text(json.dumps(marker, indent=2) + "\n")
-
-
-RESUME_KEY = "resume-key"  # in out/trainer/: the inputs its checkpoints were trained on
-
-
-def resume_point(folder: Path, inputs: str, report: Callable[[str], None]) -> str | None:
-    """The last checkpoint in `folder` when it was made from the same `inputs` (else the folder
-    is emptied for a fresh start, and None)."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    marker = folder / RESUME_KEY
-    if marker.is_file() and marker.read_text() == inputs:
-        last = get_last_checkpoint(str(folder))
-        if last:
-            report(f"resuming from {last}")
-        return last
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    marker.write_text(inputs)
-    return None
-
-
-def run_inputs(model_path: str, data: Path, *configs: Any) -> str:
-    """A digest of what a training run depends on: base model, data bytes and configs."""
-    digest = hashlib.sha256(model_path.encode())
-    digest.update(Path(data).read_bytes())
-    digest.update(json.dumps(configs, sort_keys=True, default=str).encode())
-    return digest.hexdigest()
 
 
 def _run(

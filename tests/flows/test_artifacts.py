@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from flows import artifacts as art
+from flows import funnel_plot as plot
 from generators.records import Record
 
 STAGES = [
@@ -93,25 +94,25 @@ def test_rejected_samples_take_each_stage_in_turn_with_the_reason():
 
 
 def test_bar_uses_eighth_blocks():
-    assert art.bar(3, 8, width=4) == "█▌"
-    assert art.bar(8, 8, width=4) == "████"
-    assert art.bar(0, 8) == "" and art.bar(5, 0) == ""
+    assert plot.bar(3, 8, width=4) == "█▌"
+    assert plot.bar(8, 8, width=4) == "████"
+    assert plot.bar(0, 8) == "" and plot.bar(5, 0) == ""
 
 
 def test_funnel_chart_is_a_code_block_of_record_stages_with_the_corpus_above():
-    chart = art.funnel_chart(STAGES)
+    chart = plot.funnel_chart(STAGES)
     assert "Corpus: 10 passages kept of 10." in chart.split("```")[0]
     lines = chart.split("```text\n")[1].split("\n```")[0].splitlines()
     assert len(lines) == 2  # generate and novelty: the corpus counts passages
-    assert lines[0].startswith("generate  " + "█" * art.BAR_WIDTH) and lines[0].endswith("12/4")
-    assert lines[1].startswith("novelty   " + "█" * (art.BAR_WIDTH // 2) + " ")
+    assert lines[0].startswith("generate  " + "█" * plot.BAR_WIDTH) and lines[0].endswith("12/4")
+    assert lines[1].startswith("novelty   " + "█" * (plot.BAR_WIDTH // 2) + " ")
     assert lines[1].endswith("6/12")
 
 
 def test_plot_embeds_a_png_when_pillow_is_there():
     pytest.importorskip("PIL")
-    text = art.plot_markdown(STAGES)
-    assert text.startswith(art.funnel_chart(STAGES))
+    text = plot.plot_markdown(STAGES)
+    assert text.startswith(plot.funnel_chart(STAGES))
     assert "](data:image/png;base64,iVBORw0KGgo" in text  # the PNG signature, base64
 
 

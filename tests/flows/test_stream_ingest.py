@@ -15,13 +15,8 @@ from flows.ingest import DROPPED_FILE, stream_ingest
 from flows.recipe import CorpusConfig, load_recipe
 from generators.corpus import Passage
 from generators.errors import SelfAlignError
-from generators.index import (
-    INDEX_FILE,
-    MANIFEST_FILE,
-    PassageIndex,
-    PassageTexts,
-    sample_passages,
-)
+from generators.index import INDEX_FILE, MANIFEST_FILE, PassageIndex
+from generators.passages_file import PassageTexts, sample_passages
 
 DIM, BUCKETS = 64, 4096
 

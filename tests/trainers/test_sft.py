@@ -7,9 +7,9 @@ import json
 import pytest
 
 from trainers.data import DataError, load_messages, load_preferences, load_qa
+from trainers.outputs import TRAINED_MARKER
 from trainers.sft import (
     LORA_DEFAULTS,
-    TRAINED_MARKER,
     check_configs,
     lora_config,
     prompt_completion,
