@@ -68,6 +68,17 @@ def filter_novelty(records: list[Record], pool: NoveltyPool) -> tuple[list[Recor
     return novelty_filter(records, pool)
 
 
+def generation_sampling(run: Run, batch: int) -> Sampling:
+    """The generate stage's sampling for one batch, its seed derived from the recipe's."""
+    cfg = run.recipe.generate
+    return Sampling(
+        max_tokens=cfg.max_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        seed=stages.derive_seed(run.recipe.seed, "generate", batch),
+    )
+
+
 def generate_instructions(run: Run, seeds, passages) -> list[Record]:
     """Bootstrapping: batches of prompts, each batch filtered before the next one samples demos."""
     cfg, log = run.recipe.generate, get_run_logger()
@@ -87,14 +98,9 @@ def generate_instructions(run: Run, seeds, passages) -> list[Record]:
             stages.generation_prompt(i, cfg, run.recipe.seed, seeds, kept, passages)
             for i in indices
         ]
-        sampling = Sampling(
-            max_tokens=cfg.max_tokens,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            seed=stages.derive_seed(run.recipe.seed, "generate", b),
-        )
         with run.timed("generate"):
-            replies = run.llm("generate", b, [p.conversation for p in prompts], sampling)
+            conversations = [p.conversation for p in prompts]
+            replies = run.llm("generate", b, conversations, generation_sampling(run, b))
             candidates, bad = stages.instructions_from_replies(prompts, replies, run.lineage)
         with run.timed("heuristics"):
             after_heuristics, dropped_h = filter_heuristics(candidates)
