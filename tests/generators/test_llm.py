@@ -51,18 +51,6 @@ def test_fake_llm_follows_the_protocol():
     assert llm.usage["conversations"] == 2 and len(llm.calls) == 1
 
 
-def test_cpu_dtype_is_bfloat16_only_where_the_cpu_computes_it_natively():
-    from generators.vllm_backend import cpu_dtype
-
-    avx2 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n"
-    assert cpu_dtype(avx2) == "float32"
-    assert cpu_dtype(avx2.replace("avx2", "avx2 avx512f avx512_bf16")) == "bfloat16"
-    assert cpu_dtype(avx2.replace("avx2", "avx2 amx_tile amx_bf16")) == "bfloat16"
-    # AVX-512 without its bf16 extension still emulates bf16 matmuls
-    assert cpu_dtype(avx2.replace("avx2", "avx2 avx512f")) == "float32"
-    assert cpu_dtype("") == "float32"
-
-
 def test_cpu_engine_env_gives_small_machines_no_scheduler_core():
     from generators.vllm_backend import cpu_engine_env
 
