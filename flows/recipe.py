@@ -274,8 +274,8 @@ class BacktranslateConfig(Strict):
 class ReadingConfig(Strict):
     """Reading-comprehension tasks mined from passages by rules, no LLM (generators/reading.py)."""
 
-    kinds: list[Literal["continue", "keyword", "cause", "effect", "summary"]] = Field(
-        default_factory=lambda: list(KINDS)
+    kinds: list[Literal["continue", "keyword", "cause", "effect", "summary", "blank"]] = Field(
+        default_factory=lambda: list(KINDS), description="blank is opt-in (generators/reading.py)"
     )
     per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")
 

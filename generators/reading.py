@@ -7,6 +7,13 @@ is the corpus's own text, so training on these rows teaches what the passages sa
     cause      a sentence split at a causal connective: "Explain why <A>." -> "Because <B>."
     effect     "<A>. What is the result?" -> "<B>" (leads to, results in, therefore, ...)
     summary    the passage as input -> its first sentence                    "Summarize ..."
+    blank      "Fill in the blank: <a sentence with one fact as ____>" -> the fact (opt-in)
+
+`blank` is a short-answer task: the blanked fact is a number with its % or unit word ("37 genes",
+"25%"; the number alone before a function word or verb: "7 to 10") where the sentence has one,
+else one of the passage's key terms as the sentence writes it; sentences opening with a pronoun
+are skipped (they need the sentence before). It is not in the default kinds (`ALL_KINDS` lists
+it): a recipe asks for it under `reading.kinds`.
 
 Terms for `keyword` are a passage's longest recurring content words (or, failing that, its
 longest ones), preferring those of the first sentence, which usually names the topic. Sentences are
@@ -24,6 +31,10 @@ from generators.corpus import Passage
 from generators.records import Record
 
 KINDS = ("continue", "keyword", "cause", "effect", "summary")
+ALL_KINDS = (*KINDS, "blank")
+BLANK = "____"
+# a whole number ("3,500", "30.5"; not "1980s", "51-amino"), its % or lowercase word after it
+_NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?P<unit>%|\s[a-z]+(?![\w\-]))?(?![\w\-])")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _TERM_CHARS = 7  # a keyword term has at least this many characters
 PRONOUNS = frozenset("it its they their them this these those that he she such".split())
@@ -95,6 +106,35 @@ def surface(text: str, term: str) -> str:
     return term
 
 
+def blank_target(sentence: str, terms: list[str]) -> str | None:
+    """The fact to blank in a sentence: its first number (with a % or the word after it), else
+    the first of `terms` it mentions, as written there; None for a pronoun-led sentence."""
+    words = sentence.split()
+    if len(words) < MIN_CLAUSE_WORDS or words[0].lower() in PRONOUNS:
+        return None
+    if m := _NUMBER.search(sentence):
+        unit = (m["unit"] or "").strip()
+        if unit.isalpha() and (not content_words(unit) or unit.endswith(("ing", "ed"))):
+            return m.group(0)[: -len(m["unit"])]  # "7 to 10", "1958 using": the number alone
+        return m.group(0)
+    for term in terms:
+        for word in re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", sentence):
+            if content_words(word) == {term}:
+                return word
+    return None
+
+
+def blanks(text: str, limit: int) -> list[tuple[str, str]]:
+    """Up to `limit` (sentence with its fact as ____, fact), in sentence order."""
+    terms = key_terms(text, 3)
+    out = []
+    for sentence in sentences(text):
+        target = blank_target(sentence, terms)
+        if target and len(out) < limit:
+            out.append((sentence.replace(target, BLANK, 1), target))
+    return out
+
+
 def mine(passage: Passage, kinds: Iterable[str] = KINDS, per_kind: int = 1) -> list[Record]:
     """Reading-comprehension records for one passage: at most `per_kind` of each kind."""
     sents = sentences(passage.text)
@@ -142,6 +182,9 @@ def mine(passage: Passage, kinds: Iterable[str] = KINDS, per_kind: int = 1) -> l
             found += 1
     if "summary" in wanted and len(sents) >= 3:
         add("summary", "Summarize the passage in one sentence.", sents[0], passage.text)
+    if "blank" in wanted:
+        for blanked, fact in blanks(passage.text, per_kind):
+            add("blank", f"Fill in the blank: {blanked}", f"{fact.rstrip('.')}.")
     return out
 
 

@@ -60,3 +60,26 @@ def test_mine_skips_clauses_without_a_claim_and_honours_kinds():
 def test_mine_corpus_keeps_each_task_once():
     twice = mine_corpus([P, Passage("bio-002b", TEXT, "bio-002b")], kinds=("summary",))
     assert len(twice) == 1
+
+
+def test_blank_hides_a_number_with_its_unit_else_a_key_term():
+    from generators.reading import ALL_KINDS, blanks
+
+    text = (
+        "The human mitochondrial genome encodes 37 genes (13 proteins). "
+        "About 25% of children are affected. It has 3 copies. "
+        "The membrane is roughly 7 to 10 nanometers thick. PCR spread in the 1980s worldwide."
+    )
+    assert blanks(text, 5) == [
+        ("The human mitochondrial genome encodes ____ (13 proteins).", "37 genes"),
+        ("About ____ of children are affected.", "25%"),
+        ("The membrane is roughly ____ to 10 nanometers thick.", "7"),  # "to": the number alone
+    ]  # "It has 3 copies." opens with a pronoun; "1980s" is no whole number and names no term
+    got = mine(P, kinds=("blank",), per_kind=2)
+    assert [(r.instruction, r.output) for r in got] == [
+        ("Fill in the blank: ____ are double-membraned organelles that make most of a cell's ATP.",
+         "Mitochondria."),
+        ("Fill in the blank: The inner membrane of ____ is folded into cristae.", "mitochondria."),
+    ]  # fmt: skip
+    assert all(r.meta["reading_kind"] == "blank" for r in got)
+    assert "blank" in ALL_KINDS and "blank" not in KINDS  # opt-in: the default export is unchanged
