@@ -33,6 +33,7 @@ from generators.corpus import CHUNK_OVERLAP, CHUNK_WORDS
 from generators.errors import SelfAlignError, first_line
 from generators.io import decode_utf8
 from generators.reading import KINDS
+from generators.reading import Kind as ReadingKind
 from generators.self_instruct import DEMOS_MACHINE, DEMOS_SEED, NEW_PER_PROMPT
 from trainers.heldout import TEST_FRACTION
 from trainers.uds import DEFAULT_ALPHA, DEFAULT_BUFFER, DEFAULT_K, DEFAULT_SKETCH_DIM
@@ -274,7 +275,7 @@ class BacktranslateConfig(Strict):
 class ReadingConfig(Strict):
     """Reading-comprehension tasks mined from passages by rules, no LLM (generators/reading.py)."""
 
-    kinds: list[Literal["continue", "keyword", "cause", "effect", "summary", "blank"]] = Field(
+    kinds: list[ReadingKind] = Field(
         default_factory=lambda: list(KINDS), description="blank is opt-in (generators/reading.py)"
     )
     per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")

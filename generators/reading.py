@@ -25,16 +25,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 from filters.support import content_words
 from generators.corpus import Passage
 from generators.records import Record
 
-KINDS = ("continue", "keyword", "cause", "effect", "summary")
-ALL_KINDS = (*KINDS, "blank")
+Kind = Literal["continue", "keyword", "cause", "effect", "summary", "blank"]
+ALL_KINDS: tuple[str, ...] = get_args(Kind)
+KINDS = ALL_KINDS[:-1]  # the default: every kind but the opt-in blank
 BLANK = "____"
+BLANK_TERMS = 3  # key terms a sentence without a number may have blanked
 # a whole number ("3,500", "30.5"; not "1980s", "51-amino"), its % or lowercase word after it
-_NUMBER = re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?P<unit>%|\s[a-z]+(?![\w\-]))?(?![\w\-])")
+_NUMBER = re.compile(
+    r"(?<![\w.\-])(?P<number>\d+(?:[.,]\d+)*)(?P<unit>%|\s[a-z]+(?![\w\-]))?(?![\w\-])"
+)
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _TERM_CHARS = 7  # a keyword term has at least this many characters
 PRONOUNS = frozenset("it its they their them this these those that he she such".split())
@@ -98,12 +104,18 @@ def _mentions(sentence: str, term: str) -> bool:
     return term in content_words(sentence)
 
 
+def written(text: str, term: str) -> str | None:
+    """The first word of the text that is the term, exactly as written: ('Two Proteins bind.',
+    'protein') -> 'Proteins'; None when no word is."""
+    return next((word for word in _WORD.findall(text) if content_words(word) == {term}), None)
+
+
 def surface(text: str, term: str) -> str:
     """The term as the text first writes it: ('Two proteins bind.', 'protein') -> 'proteins'."""
-    for word in re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", text):
-        if content_words(word) == {term}:
-            return word if word[:2].isupper() else word.lower()
-    return term
+    word = written(text, term)
+    if word is None:
+        return term
+    return word if word[:2].isupper() else word.lower()
 
 
 def blank_target(sentence: str, terms: list[str]) -> str | None:
@@ -115,22 +127,19 @@ def blank_target(sentence: str, terms: list[str]) -> str | None:
     if m := _NUMBER.search(sentence):
         unit = (m["unit"] or "").strip()
         if unit.isalpha() and (not content_words(unit) or unit.endswith(("ing", "ed"))):
-            return m.group(0)[: -len(m["unit"])]  # "7 to 10", "1958 using": the number alone
+            return m["number"]  # "7 to 10", "1958 using": the number alone
         return m.group(0)
-    for term in terms:
-        for word in re.findall(r"[A-Za-z0-9]+(?:[-'][A-Za-z0-9]+)*", sentence):
-            if content_words(word) == {term}:
-                return word
-    return None
+    return next((word for term in terms if (word := written(sentence, term))), None)
 
 
 def blanks(text: str, limit: int) -> list[tuple[str, str]]:
     """Up to `limit` (sentence with its fact as ____, fact), in sentence order."""
-    terms = key_terms(text, 3)
+    terms = key_terms(text, BLANK_TERMS)
     out = []
     for sentence in sentences(text):
-        target = blank_target(sentence, terms)
-        if target and len(out) < limit:
+        if len(out) == limit:
+            break
+        if target := blank_target(sentence, terms):
             out.append((sentence.replace(target, BLANK, 1), target))
     return out
 
@@ -184,7 +193,7 @@ def mine(passage: Passage, kinds: Iterable[str] = KINDS, per_kind: int = 1) -> l
         add("summary", "Summarize the passage in one sentence.", sents[0], passage.text)
     if "blank" in wanted:
         for blanked, fact in blanks(passage.text, per_kind):
-            add("blank", f"Fill in the blank: {blanked}", f"{fact.rstrip('.')}.")
+            add("blank", f"Fill in the blank: {blanked}", f"{fact}.")
     return out
 
 
