@@ -8,7 +8,9 @@ support is the share of its distinct content words that also occur in its passag
 share is crude (a negated claim scores as high as the claim), but it needs no model, is the same
 on every machine, and separates an answer copied or condensed from the corpus (support near 1)
 from the model's free recall (support near 0: in the demo export before this score existed, 9%).
-An answer with no content word ("Yes.") has support 0.0.
+Numbers count whatever their length ("25%" -> '25', "pH 7" -> '7'): a short answer that is a
+number ("25%.") is a fact the passage states or not. An answer with no content word and no
+number ("Yes.") has support 0.0.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from filters.base import split
 from generators.records import Record
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_NUMBER_RE = re.compile(r"(?<![a-z0-9.])\d+(?:\.\d+)?(?![a-z0-9])")
 MIN_WORD_CHARS = 3
 STOPWORDS = frozenset(
     """
@@ -58,14 +61,20 @@ def content_words(text: str) -> set[str]:
     }
 
 
+def support_words(text: str) -> set[str]:
+    """Content words and numbers: '25% of 4 cells' -> {'25', '4', 'cell'}."""
+    return content_words(text) | set(_NUMBER_RE.findall(text.lower()))
+
+
 def support(answer: str, passages: Iterable[str]) -> float:
-    """Share of the answer's content words found in the passages (0.0 to 1.0, 4 decimals)."""
-    words = content_words(answer)
+    """Share of the answer's content words and numbers found in the passages (0.0 to 1.0, 4
+    decimals)."""
+    words = support_words(answer)
     if not words:
         return 0.0
     backed: set[str] = set()
     for text in passages:
-        backed |= content_words(text)
+        backed |= support_words(text)
     return round(len(words & backed) / len(words), 4)
 
 

@@ -7,6 +7,7 @@ from filters.support import (
     stem,
     support,
     support_filter,
+    support_words,
 )
 from generators.records import Record
 
@@ -41,6 +42,15 @@ def test_support_is_the_share_of_answer_words_in_the_passages():
     assert support("Yes.", [PASSAGE]) == 0.0  # no content word: nothing is supported
     assert support("ATP synthase.", []) == 0.0
     assert support("ATP and glucose.", ["No ATP here.", "Glucose there."]) == 1.0
+
+
+def test_numbers_count_whatever_their_length():
+    assert support_words("25% of 4 cells, pH 7.4") == {"25", "4", "7.4", "cell"}
+    assert content_words("25% of 4 cells") == {"cell"}  # reading's key terms stay words
+    passage = "If both parents are carriers, each child has a 25% chance of the disease."
+    assert support("25%.", [passage]) == 1.0
+    assert support("50%.", [passage]) == 0.0
+    assert support("25% or 4 children.", [passage]) == 0.3333  # "4" and "children" unbacked
 
 
 def test_score_and_filter_keep_the_score_on_dropped_records():

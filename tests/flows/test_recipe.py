@@ -22,6 +22,7 @@ def test_demo_recipe_loads_with_paths_resolved():
     assert recipe.name == "biomed-demo" and recipe.generate.prompts == 36
     assert (recipe.mix.self_instruct, recipe.mix.backtranslation, recipe.mix.reading) == (1, 10, 10)
     assert recipe.backtranslate.topic_replies and recipe.grounding.source_passage
+    assert recipe.train.sft == {"learning_rate": 0.001}  # a TRL SFTConfig field, chosen on dev
     assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
     assert Path(recipe.corpus.path).is_file()
 
