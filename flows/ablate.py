@@ -291,6 +291,7 @@ def ablate(
         "split": split_record(reports["base"]["eval"], r.train.eval.model_dump()),
         "mc_tasks": {split: str(task_dir / f"{name}.yaml") for split, name in tasks.items()},
         "variants": result_variants,
+        "recipe_vs": report.versus(reports, seed=r.ablate.seed),
     }
     report.write_outputs(run, result, reports)
     return result

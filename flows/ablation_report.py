@@ -54,6 +54,18 @@ def compare(base: dict[str, Any], variant: dict[str, Any], seed: int = 0) -> dic
     return out
 
 
+CONTROLS = ("corpus-only", "random")
+
+
+def versus(reports: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """{control: compare(control, recipe)}: the recipe's change against each control that was
+    trained, on the same questions (paired), so 'better than the control' has an interval."""
+    if "recipe" not in reports:
+        return {}
+    recipe = reports["recipe"]
+    return {c: compare(reports[c], recipe, seed=seed) for c in CONTROLS if c in reports}
+
+
 def _pct(cell: dict[str, float] | None) -> str:
     if not cell:
         return "-"
@@ -104,6 +116,29 @@ def markdown_table(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def versus_table(result: dict[str, Any]) -> str:
+    """Recipe minus each control, with the paired 95% interval; '' without a control."""
+    rows = result.get("recipe_vs") or {}
+    if not rows:
+        return ""
+    cols = [c for c in COLUMNS if c[0] != "test_acc"]
+    lines = [
+        "| recipe vs | " + " | ".join(h for _, h, _ in cols) + " |",
+        "|---|" + "---|" * len(cols),
+    ]
+    for control, metrics in rows.items():
+        cells = [
+            (_pts if acc else _pct)((metrics.get(k) or {}).get("change")) for k, _, acc in cols
+        ]
+        lines.append(f"| {control} | " + " | ".join(cells) + " |")
+    return (
+        "\nThe recipe against each control on the same questions (paired bootstrap): a loss "
+        "interval below 0 or an accuracy interval above 0 shows the recipe better.\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+
+
 def explanation(result: dict[str, Any]) -> str:
     """How to read the table, with the split sizes and budget of this run."""
     split = result["split"]
@@ -119,7 +154,9 @@ def explanation(result: dict[str, Any]) -> str:
 
 def card_section(result: dict[str, Any]) -> str:
     """The data card's ablation section."""
-    return f"{CARD_HEADING}\n\n{explanation(result)}\n{markdown_table(result)}"
+    return (
+        f"{CARD_HEADING}\n\n{explanation(result)}\n{markdown_table(result)}{versus_table(result)}"
+    )
 
 
 def with_card_section(card: str, section: str) -> str:
@@ -171,7 +208,7 @@ def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) ->
     full = {**result, "per_question": reports}
     write_text_atomic(out / "ablation.json", json.dumps(full, indent=2, ensure_ascii=False))
     section = card_section(result)
-    body = explanation(result) + "\n" + markdown_table(result)
+    body = explanation(result) + "\n" + markdown_table(result) + versus_table(result)
     write_text_atomic(out / "ablation.md", f"# Ablation: {result['recipe']}\n\n{body}")
     png = chart_png(result)
     if png is not None:

@@ -13,7 +13,14 @@ from flows.ablation_data import (
     origin_rows,
     random_rows,
 )
-from flows.ablation_report import card_section, compare, markdown_table, with_card_section
+from flows.ablation_report import (
+    card_section,
+    compare,
+    markdown_table,
+    versus,
+    versus_table,
+    with_card_section,
+)
 from flows.rundir import write_stage
 from generators.errors import SelfAlignError
 from generators.records import Record
@@ -125,6 +132,21 @@ def test_compare_and_table() -> None:
     card = with_card_section("# card\n\ntext\n", card_section(result))
     assert card.startswith("# card\n\ntext\n\n## Ablation\n")
     assert with_card_section(card, card_section(result)) == card  # replaced, not appended
+
+
+def test_recipe_versus_each_control_is_paired() -> None:
+    base = _report([2.0] * 8, [0, 0, 1, 1] * 2)
+    corpus = _report([2.0] * 4 + [1.5] * 4, [0, 0, 1, 1] * 2)
+    recipe = _report([1.5] * 8, [1, 0, 1, 1] * 2)
+    reports = {"base": base, "corpus-only": corpus, "recipe": recipe}
+    vs = versus(reports)
+    assert list(vs) == ["corpus-only"]  # random was not trained
+    assert vs["corpus-only"]["test_loss"]["change"]["value"] == pytest.approx(12 / 14 - 1)
+    assert vs["corpus-only"]["test_acc_norm"]["change"]["value"] == pytest.approx(0.25)
+    assert versus({"base": base, "random": corpus}) == {}  # no recipe: nothing to compare
+    table = versus_table({"recipe_vs": vs})
+    assert "| corpus-only | -14.3% [" in table and "| +25.0 [" in table
+    assert versus_table({"recipe_vs": {}}) == ""
 
 
 def _export(run, name: str, rows: list[dict]) -> None:
