@@ -271,7 +271,7 @@ def _origins_section(manifest: dict[str, Any]) -> list[str]:
     lines = [
         "## Origins and support",
         "",
-        "Support: the share of an answer's content words found in its passages",
+        "Support: the share of an answer's content words and numbers found in its passages",
         "(filters/support.py), over the records the grounding stage scored.",
         "",
         "| origin | exported | scored | support mean | p25 | median | p75 |",

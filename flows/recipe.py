@@ -250,8 +250,8 @@ class GroundingConfig(Strict):
         0.0,
         ge=0,
         le=1,
-        description="drop answers with a smaller share of content words found in their passages "
-        "(0: score only)",
+        description="drop answers with a smaller share of content words and numbers found in "
+        "their passages (0: score only)",
     )
 
 

@@ -1,4 +1,4 @@
-"""Support scores: the share of an answer's content words found in its passages."""
+"""Support scores: the share of an answer's content words and numbers found in its passages."""
 
 from filters.support import (
     content_words,
