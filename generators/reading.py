@@ -104,32 +104,37 @@ def _mentions(sentence: str, term: str) -> bool:
     return term in content_words(sentence)
 
 
-def written(text: str, term: str) -> str | None:
-    """The first word of the text that is the term, exactly as written: ('Two Proteins bind.',
-    'protein') -> 'Proteins'; None when no word is."""
-    return next((word for word in _WORD.findall(text) if content_words(word) == {term}), None)
+def _pronoun_led(text: str) -> bool:
+    """'It is ...' needs the sentence before it."""
+    return text.split(" ", 1)[0].lower() in PRONOUNS
+
+
+def written(text: str, term: str) -> re.Match[str] | None:
+    """The first word of the text that is the term, as written: ('Two Proteins bind.',
+    'protein') -> the match of 'Proteins'; None when no word is."""
+    return next((m for m in _WORD.finditer(text) if content_words(m[0]) == {term}), None)
 
 
 def surface(text: str, term: str) -> str:
     """The term as the text first writes it: ('Two proteins bind.', 'protein') -> 'proteins'."""
-    word = written(text, term)
-    if word is None:
+    m = written(text, term)
+    if m is None:
         return term
-    return word if word[:2].isupper() else word.lower()
+    return m[0] if m[0][:2].isupper() else m[0].lower()
 
 
-def blank_target(sentence: str, terms: list[str]) -> str | None:
-    """The fact to blank in a sentence: its first number (with a % or the word after it), else
-    the first of `terms` it mentions, as written there; None for a pronoun-led sentence."""
-    words = sentence.split()
-    if len(words) < MIN_CLAUSE_WORDS or words[0].lower() in PRONOUNS:
+def blank_target(sentence: str, terms: list[str]) -> tuple[int, int] | None:
+    """Where the fact to blank is in a sentence: its first number (with a % or the word after
+    it), else the first of `terms` it mentions, as written there; None for a short or
+    pronoun-led sentence."""
+    if len(sentence.split()) < MIN_CLAUSE_WORDS or _pronoun_led(sentence):
         return None
     if m := _NUMBER.search(sentence):
         unit = (m["unit"] or "").strip()
         if unit.isalpha() and (not content_words(unit) or unit.endswith(("ing", "ed"))):
-            return m["number"]  # "7 to 10", "1958 using": the number alone
-        return m.group(0)
-    return next((word for term in terms if (word := written(sentence, term))), None)
+            return m.span("number")  # "7 to 10", "1958 using": the number alone
+        return m.span()
+    return next((m.span() for term in terms if (m := written(sentence, term))), None)
 
 
 def blanks(text: str, limit: int) -> list[tuple[str, str]]:
@@ -139,8 +144,9 @@ def blanks(text: str, limit: int) -> list[tuple[str, str]]:
     for sentence in sentences(text):
         if len(out) == limit:
             break
-        if target := blank_target(sentence, terms):
-            out.append((sentence.replace(target, BLANK, 1), target))
+        if span := blank_target(sentence, terms):
+            start, end = span
+            out.append((sentence[:start] + BLANK + sentence[end:], sentence[start:end]))
     return out
 
 
@@ -181,7 +187,7 @@ def mine(passage: Passage, kinds: Iterable[str] = KINDS, per_kind: int = 1) -> l
             a, b, connective = _clause(m["a"]), _clause(m["b"]), m["c"].strip(" ,;")
             if len(a.split()) < MIN_CLAUSE_WORDS or len(b.split()) < 2:
                 continue  # "Necrosis, by contrast, causes ..." has no claim before the connective
-            if a.split()[0].lower() in PRONOUNS:
+            if _pronoun_led(a):
                 continue  # "it is 100% ..." needs the sentence before it
             if kind == "cause":
                 lead = "Because" if connective == "because" else f"It is {connective}"

@@ -83,3 +83,16 @@ def test_blank_hides_a_number_with_its_unit_else_a_key_term():
     ]  # fmt: skip
     assert all(r.meta["reading_kind"] == "blank" for r in got)
     assert "blank" in ALL_KINDS and "blank" not in KINDS  # opt-in: the default export is unchanged
+
+
+def test_blank_hides_the_fact_where_it_stands_not_an_earlier_look_alike():
+    from generators.reading import blanks
+
+    text = "H5N1 infections kill 5 to 10 of every hundred patients in some outbreaks."
+    assert blanks(text, 1) == [
+        ("H5N1 infections kill ____ to 10 of every hundred patients in some outbreaks.", "5")
+    ]
+    text = "Vibrio cholerae is a curved rod that causes cholera through a toxin. Cholera spreads."
+    assert blanks(text, 1) == [
+        ("Vibrio cholerae is a curved rod that causes ____ through a toxin.", "cholera")
+    ]
