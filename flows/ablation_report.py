@@ -78,6 +78,11 @@ def _pts(cell: dict[str, float] | None) -> str:
     return f"{cell['value'] * 100:+.1f} [{cell['lo'] * 100:+.1f}, {cell['hi'] * 100:+.1f}]"
 
 
+def _change(metrics: dict[str, Any], key: str, is_acc: bool) -> str:
+    """A metric's change with its interval: points for accuracies, percent for losses."""
+    return (_pts if is_acc else _pct)((metrics.get(key) or {}).get("change"))
+
+
 def _value(metrics: dict[str, Any], key: str, percent: bool) -> str:
     cell = metrics.get(key)
     if not cell:
@@ -107,9 +112,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     for name, v in result["variants"].items():
         cells = []
         for key, _, is_acc in cols:
-            cell = v["metrics"].get(key) or {}
-            change = (_pts if is_acc else _pct)(cell.get("change"))
             shown = _value(v["metrics"], key, is_acc)
+            change = _change(v["metrics"], key, is_acc)
             cells.append(shown if name == "base" else f"{shown}<br>Δ {change}")
         rows, tokens = v.get("rows", 0), v.get("tokens", 0)
         lines.append(f"| {name} | {rows} | {tokens} | " + " | ".join(cells) + " |")
@@ -127,9 +131,7 @@ def versus_table(result: dict[str, Any]) -> str:
         "|---|" + "---|" * len(cols),
     ]
     for control, metrics in rows.items():
-        cells = [
-            (_pts if acc else _pct)((metrics.get(k) or {}).get("change")) for k, _, acc in cols
-        ]
+        cells = [_change(metrics, key, is_acc) for key, _, is_acc in cols]
         lines.append(f"| {control} | " + " | ".join(cells) + " |")
     return (
         "\nThe recipe against each control on the same questions (paired bootstrap): a loss "
