@@ -15,7 +15,7 @@ from typing import Any
 
 from flows.artifacts import artifact_key, publish
 from generators.io import write_text_atomic
-from trainers.heldout import difference_ci, mean_ci, relative_change_ci
+from trainers.heldout import difference_ci, gap_ci, mean_ci, relative_change_ci
 
 LOSSES = ("test", "dev", "general")
 ACCURACIES = ("acc", "acc_norm")
@@ -51,6 +51,24 @@ def compare(base: dict[str, Any], variant: dict[str, Any], seed: int = 0) -> dic
             before = base["mc"][split][f"{metric}_per_q"]
             cell["change"] = None if same else difference_ci(before, values, seed=seed)
             out[f"{split}_{metric}"] = cell
+    if not same:
+        out.update(knowledge_gaps(base.get("mc") or {}, variant.get("mc") or {}, seed))
+    return out
+
+
+def knowledge_gaps(base: dict, variant: dict, seed: int = 0) -> dict[str, Any]:
+    """{knowledge_<half>_<metric>: {"value": None, "change": gap}}: the covered items' change
+    minus the uncovered items' change (what the corpus taught, not style), per split half."""
+    out: dict[str, Any] = {}
+    for half in ("dev", "test"):
+        cov, unc = f"covered_{half}", f"uncovered_{half}"
+        if not all(k in variant and k in base for k in (cov, unc)):
+            continue
+        for metric in ACCURACIES:
+            key = f"{metric}_per_q"
+            gap = gap_ci(base[cov][key], variant[cov][key], base[unc][key], variant[unc][key],
+                         seed=seed)  # fmt: skip
+            out[f"knowledge_{half}_{metric}"] = {"value": None, "change": gap}
     return out
 
 
@@ -85,7 +103,7 @@ def _change(metrics: dict[str, Any], key: str, is_acc: bool) -> str:
 
 def _value(metrics: dict[str, Any], key: str, percent: bool) -> str:
     cell = metrics.get(key)
-    if not cell:
+    if not cell or cell.get("value") is None:
         return "-"
     if percent:
         return f"{cell['value']:.1%}"
@@ -94,10 +112,15 @@ def _value(metrics: dict[str, Any], key: str, percent: bool) -> str:
 
 COLUMNS = (  # (metric, header, is an accuracy)
     ("test_loss", "test domain loss", False),
+    ("covered_test_acc_norm", "test covered acc_norm", True),
+    ("uncovered_test_acc_norm", "test uncovered acc_norm", True),
+    ("knowledge_test_acc_norm", "test covered − uncovered", True),
     ("test_acc_norm", "test MC acc_norm", True),
     ("test_acc", "test MC acc", True),
     ("general_loss", "general loss", False),
     ("dev_loss", "dev domain loss", False),
+    ("covered_dev_acc_norm", "dev covered acc_norm", True),
+    ("knowledge_dev_acc_norm", "dev covered − uncovered", True),
     ("dev_acc_norm", "dev MC acc_norm", True),
 )
 
@@ -151,6 +174,21 @@ def explanation(result: dict[str, Any]) -> str:
         "vs base on the same questions with its paired-bootstrap 95% interval: losses relative "
         "(negative is better), accuracies in points (positive is better). An interval that "
         "contains 0 is within the noise. MC: 4 choices (gold + 3 distractors), chance is 25%.\n"
+        + knowledge_note(result)
+    )
+
+
+def knowledge_note(result: dict[str, Any]) -> str:
+    """What the knowledge columns are, with their sizes; '' when the recipe has no set."""
+    sizes = result.get("knowledge_n") or {}
+    if not sizes:
+        return ""
+    parts = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in sizes.items())
+    return (
+        "\nKnowledge (hand-written MC, distractors written, not rule-made): *covered* items ask "
+        "one fact of one corpus passage, *uncovered* items a same-domain fact in no passage; "
+        "covered − uncovered is the covered change minus the uncovered change (what the corpus "
+        f"taught, not style), each set resampled on its own. Items: {parts}.\n"
     )
 
 
