@@ -24,25 +24,31 @@ from typing import Any
 TRAINED_MARKER = "selfalign-trained.json"
 
 
-def save_outputs(trainer, tokenizer, model_path: str, out: Path) -> tuple[Path, Path]:
-    """Write out/adapter and out/merged (base dtype) through temp folders renamed into place."""
+def save_outputs(trainer, tokenizer, model_path: str, out: Path) -> tuple[Path | None, Path]:
+    """Write out/adapter and out/merged (base dtype) through temp folders renamed into place; a
+    model trained without an adapter (full fine-tuning) gives out/merged only (adapter None)."""
     import torch
     from transformers import AutoConfig
 
+    has_adapter = hasattr(trainer.model, "merge_and_unload")
     adapter, merged = out / "adapter", out / "merged"
-    for target in (adapter, merged):
+    targets = (adapter, merged) if has_adapter else (merged,)
+    for target in targets:
         shutil.rmtree(target.with_name(target.name + ".tmp"), ignore_errors=True)
-    trainer.model.save_pretrained(str(adapter) + ".tmp")
     base_dtype = getattr(AutoConfig.from_pretrained(model_path), "dtype", None) or torch.float32
-    model = trainer.model.merge_and_unload().to(base_dtype)
+    model = trainer.model
+    if has_adapter:
+        model.save_pretrained(str(adapter) + ".tmp")
+        model = model.merge_and_unload()
+    model = model.to(base_dtype)
     model.save_pretrained(str(merged) + ".tmp")
     tokenizer.save_pretrained(str(merged) + ".tmp")
     write_marker(Path(str(merged) + ".tmp"), model_path)
-    for target in (adapter, merged):
+    for target in targets:
         shutil.rmtree(target, ignore_errors=True)
         os.replace(str(target) + ".tmp", target)
     shutil.rmtree(out / "trainer", ignore_errors=True)  # checkpoints are not kept
-    return adapter, merged
+    return (adapter if has_adapter else None), merged
 
 
 def write_marker(folder: Path, base: str) -> None:

@@ -14,8 +14,14 @@ out/trainer/; a run stopped or crashed part-way resumes from it when started aga
 inputs (trainers/outputs.py; other inputs start over). UDS's selection memory is not checkpointed:
 a resumed UDS run starts it empty.
 
-Not handled: full-weight fine-tuning, QLoRA, packing, multi-GPU launch (run the same code under
-`accelerate launch` yourself).
+`method="full"` trains every weight instead of an adapter (the 135M default fits in memory on a
+CPU); out/merged/ is then the trained model itself and there is no adapter folder. `precision`
+picks fp32 or bf16 autocast (trainers/precision.py: bf16 on CUDA, and on a CPU with bf16 units
+only where a loss check passed). Padding-free batches (TRL's `padding_free`: the rows of a batch
+laid end to end with per-row position ids, so no row attends to another and no token is padding)
+are the default; `sft.padding_free: false` pads each batch to its longest row instead.
+
+Not handled: QLoRA, multi-GPU launch (run the same code under `accelerate launch` yourself).
 """
 
 from __future__ import annotations
@@ -26,20 +32,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from trainers.data import DataError, load_messages, load_preferences
 from trainers.evaluate import release_memory
 from trainers.outputs import resume_point, run_inputs, save_outputs
+from trainers.precision import Precision
 
 log = logging.getLogger("selfalign")
+Method = Literal["lora", "full"]
 
 
 # SmolLM2-sized defaults (LoRA on every linear layer, as QLoRA/alignment-handbook recipes do).
 LORA_DEFAULTS: dict[str, Any] = {
     "r": 8,
     "lora_alpha": 16,
-    "lora_dropout": 0.05,
+    # no adapter dropout: its random masks took 13% of a CPU step, and without it the held-out
+    # loss after the same tokens matched (benchmarks/train_throughput.py)
+    "lora_dropout": 0.0,
     "target_modules": "all-linear",
     "task_type": "CAUSAL_LM",
 }
@@ -61,6 +71,10 @@ SFT_DEFAULTS: dict[str, Any] = {
     "num_train_epochs": 2,
     "learning_rate": 2e-4,  # the usual LoRA rate (TRL's 2e-5 is for full fine-tuning)
     "max_length": 512,
+    # a batch's rows end to end with per-row position ids: no padding, no row sees another
+    # (a padded batch of the demo's rows was a third padding)
+    "padding_free": True,
+    "include_num_input_tokens_seen": "all",  # tokens processed, for TrainResult
 }
 DPO_DEFAULTS: dict[str, Any] = {
     **COMMON_DEFAULTS,
@@ -84,6 +98,11 @@ class TrainResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     uds: dict[str, Any] | None = None
+    step_seconds: list[float] = field(default_factory=list)
+    tokens: int | None = None  # training tokens of one epoch (prompt + answer, no padding)
+    processed_tokens: int | None = None  # tokens the model processed, padding included
+    method: str = "lora"
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,12 +140,14 @@ def lora_config(overrides: dict[str, Any] | None):
     return LoraConfig(**{**LORA_DEFAULTS, **overrides})
 
 
-def trainer_args(config_cls: type, defaults: dict, overrides: dict | None, section: str, out: Path):
-    """A TRL config: defaults, then the recipe's fields, then the device's precision."""
+def trainer_args(
+    config_cls: type, defaults: dict, overrides: dict | None, section: str, out: Path,
+    bf16: bool = False,
+):  # fmt: skip
+    """A TRL config: defaults, then the device and precision, then the recipe's fields."""
     overrides = overrides or {}
     check_fields(config_cls, overrides, section)
-    gpu = on_gpu()
-    device = {"bf16": gpu, "use_cpu": not gpu}
+    device = {"bf16": bf16, "use_cpu": not on_gpu()}
     return config_cls(output_dir=str(out / "trainer"), **{**defaults, **device, **overrides})
 
 
@@ -137,12 +158,14 @@ def prompt_completion(messages: list[dict[str, str]]) -> dict[str, list[dict[str
     return {"prompt": messages[:-1], "completion": messages[-1:]}
 
 
-def load_base(model_path: str):
-    """The model in the training precision and its tokenizer."""
+def load_base(model_path: str, full: bool = False, bf16: bool = False):
+    """The model and its tokenizer. LoRA in bf16 keeps the frozen base weights in bf16 (no cast
+    of every weight at every step; peft keeps the adapter in fp32); full fine-tuning keeps fp32
+    master weights and autocast supplies bf16 matmuls where chosen."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    dtype = torch.bfloat16 if on_gpu() else torch.float32
+    dtype = torch.bfloat16 if bf16 and not full else torch.float32
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
@@ -150,28 +173,43 @@ def load_base(model_path: str):
     return model, tokenizer
 
 
-def loss_log(report: Callable[[str], None], losses: list[float]):
-    """A TrainerCallback that keeps each logged loss and reports progress through `report`."""
+@dataclass
+class Progress:
+    """What the callback keeps while training: each logged loss, each step's seconds."""
+
+    losses: list[float] = field(default_factory=list)
+    step_seconds: list[float] = field(default_factory=list)
+
+
+def progress_log(report: Callable[[str], None], progress: Progress):
+    """A TrainerCallback that fills `progress` and reports each logged loss through `report`."""
     from transformers import TrainerCallback
 
-    class LossLog(TrainerCallback):
+    class ProgressLog(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            progress.step_seconds.append(time.perf_counter() - self.started)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
-                losses.append(float(logs["loss"]))
+                progress.losses.append(float(logs["loss"]))
                 report(f"step {state.global_step}/{state.max_steps} loss {logs['loss']:.4f}")
 
-    return LossLog()
+    return ProgressLog()
 
 
 def _run(
-    trainer, tokenizer, model_path: str, out: Path, examples: int, losses: list[float],
-    inputs: str, report: Callable[[str], None],
+    trainer, tokenizer, model_path: str, out: Path, examples: int, progress: Progress,
+    inputs: str, report: Callable[[str], None], extra: dict[str, Any] | None = None,
 ):  # fmt: skip
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_point(out / "trainer", inputs, report))
     adapter, merged = save_outputs(trainer, tokenizer, model_path, out)
+    losses = progress.losses
     result = TrainResult(
-        adapter=str(adapter),
+        adapter=str(adapter) if adapter else "",
         merged=str(merged),
         steps=trainer.state.global_step,
         examples=examples,
@@ -180,6 +218,9 @@ def _run(
         seconds=round(time.perf_counter() - start, 1),
         losses=losses,
         uds=dict(getattr(trainer, "uds_stats", {}) or {}) or None,
+        step_seconds=[round(x, 4) for x in progress.step_seconds],
+        processed_tokens=int(getattr(trainer.state, "num_input_tokens_seen", 0)) or None,
+        **(extra or {}),
     )
     del trainer
     release_memory()
@@ -187,19 +228,21 @@ def _run(
 
 
 def trainer_kwargs(
-    model_path: str, rows: list[dict], args: Any, lora: dict | None, losses: list[float], report
-) -> dict[str, Any]:
-    """What every TRL trainer here takes: model, tokenizer, dataset, LoRA, the loss log."""
+    model_path: str, rows: list[dict], args: Any, lora: dict | None, progress: Progress, report,
+    full: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """What every TRL trainer here takes: model, tokenizer, dataset, LoRA (none for full
+    fine-tuning), the progress log."""
     from datasets import Dataset
 
-    model, tokenizer = load_base(model_path)
+    model, tokenizer = load_base(model_path, full, args.bf16)
     return dict(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
-        peft_config=lora_config(lora),
-        callbacks=[loss_log(report, losses)],
+        peft_config=None if full else lora_config(lora),
+        callbacks=[progress_log(report, progress)],
     )
 
 
@@ -211,24 +254,70 @@ def train_sft(
     sft: dict[str, Any] | None = None,
     uds: dict[str, Any] | None = None,
     report: Callable[[str], None] = log.info,
+    method: Method = "lora",
+    precision: Precision = "auto",
+    cache: Path | None = None,
+    callbacks: list | None = None,
 ) -> TrainResult:
-    """LoRA SFT on an exported train.jsonl; `uds` (alpha, k, buffer, sketch_dim) picks UDS."""
+    """SFT on an exported train.jsonl (LoRA, or every weight with method="full"); `uds`
+    (alpha, k, buffer, sketch_dim) picks UDS; `cache` keeps the bf16 check's verdict;
+    `callbacks` are more TrainerCallbacks (a profiler, say)."""
     from trl import SFTConfig, SFTTrainer
 
-    out, losses = Path(out), []
+    from trainers.precision import choose
+
+    out, progress = Path(out), Progress()
     rows = [prompt_completion(m) for m in load_messages(train_file)]
-    args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", out)
-    kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
+    dtype, why = choose(precision, model_path, cache)
+    if uds:  # UDS picks rows out of a padded batch: it needs the rows apart
+        sft = {**(sft or {}), "padding_free": False}
+    args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", out, bf16=dtype == "bf16")
+    cut = padding_free_cut(args)
+    kwargs = trainer_kwargs(model_path, rows, args, lora, progress, report, method == "full")
+    kwargs["callbacks"] += callbacks or []
     if uds:
         from trainers.uds_trainer import UDSTrainer
 
         trainer = UDSTrainer(**kwargs, **{f"uds_{k}": v for k, v in uds.items()})
     else:
         trainer = SFTTrainer(**kwargs)
-    report(f"SFT on {len(rows)} examples from {train_file} ({'UDS' if uds else 'all samples'})")
-    inputs = run_inputs(model_path, Path(train_file), lora, sft, uds)
-    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses, inputs,
-                report)  # fmt: skip
+    if cut:
+        trainer.train_dataset = truncated(trainer.train_dataset, cut)
+    report(f"SFT ({method}, {dtype}: {why}) on {len(rows)} examples from {train_file} "
+           f"({'UDS' if uds else 'all samples'})")  # fmt: skip
+    inputs = run_inputs(model_path, Path(train_file), lora, sft, uds, method, dtype)
+    extra = {"method": method, "precision": dtype, "tokens": _real_tokens(trainer)}
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), progress, inputs,
+                report, extra)  # fmt: skip
+
+
+def padding_free_cut(args) -> int | None:
+    """Padding-free batches without packing: TRL refuses a max_length there (its collator lays
+    the rows end to end and would not cut them), so the length moves from the config to
+    `truncated`, applied to the tokenized rows; returns it (None when nothing moves)."""
+    if not args.padding_free or args.packing or args.max_length is None:
+        return None
+    cut, args.max_length = args.max_length, None
+    return cut
+
+
+def truncated(dataset, max_length: int):
+    """Tokenized rows cut to their first max_length tokens, as TRL cuts them itself; a row left
+    with no answer token is dropped (it would carry no loss)."""
+
+    def cut(row):
+        return {"input_ids": row["input_ids"][:max_length], "labels": row["labels"][:max_length]}
+
+    dataset = dataset.map(cut)
+    return dataset.filter(lambda row: any(label != -100 for label in row["labels"]))
+
+
+def _real_tokens(trainer) -> int:
+    """Tokens of the prepared training rows (prompt + answer, after truncation), one epoch."""
+    data = trainer.train_dataset
+    if "seq_lengths" in data.column_names:  # packed: each row holds several sequences
+        return sum(sum(x) for x in data["seq_lengths"])
+    return sum(len(x) for x in data["input_ids"])
 
 
 def train_dpo(
@@ -242,14 +331,14 @@ def train_dpo(
     """LoRA DPO on an exported dpo.jsonl; the reference is the model with its adapter off."""
     from trl import DPOConfig, DPOTrainer
 
-    out, losses = Path(out), []
+    out, progress = Path(out), Progress()
     rows = load_preferences(dpo_file)
     if not rows:
         raise DataError(f"{dpo_file}: no preference pairs")
-    args = trainer_args(DPOConfig, DPO_DEFAULTS, dpo, "dpo", out)
-    kwargs = trainer_kwargs(model_path, rows, args, lora, losses, report)
+    args = trainer_args(DPOConfig, DPO_DEFAULTS, dpo, "dpo", out, bf16=on_gpu())
+    kwargs = trainer_kwargs(model_path, rows, args, lora, progress, report)
     trainer = DPOTrainer(**kwargs)
     report(f"DPO on {len(rows)} preference pairs from {dpo_file}")
     inputs = run_inputs(model_path, Path(dpo_file), lora, dpo)
-    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), losses, inputs,
+    return _run(trainer, kwargs["processing_class"], model_path, out, len(rows), progress, inputs,
                 report)  # fmt: skip

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainers.sft import SFT_DEFAULTS, prompt_completion, trainer_args, trainer_kwargs
+from trainers.sft import SFT_DEFAULTS, Progress, prompt_completion, trainer_args, trainer_kwargs
 from trainers.uds import IGNORE_INDEX
 
 END_OF_TURN = "<|im_end|>\n"  # what SmolLM2's chat template puts after an assistant turn
@@ -60,10 +60,11 @@ def test_loss_covers_the_answer_tokens_only(name, default_model, tmp_path, monke
 
     from trainers.uds_trainer import UDSTrainer
 
-    sft = {"max_length": 128, "per_device_train_batch_size": 4}
+    # padded batches (padding-free ones are tests/trainers/test_padding_free.py's)
+    sft = {"max_length": 128, "per_device_train_batch_size": 4, "padding_free": False}
     args = trainer_args(SFTConfig, SFT_DEFAULTS, sft, "sft", tmp_path)
     # no LoRA dropout, so the loss can be recomputed by hand from the same weights
-    kwargs = trainer_kwargs(default_model.path, ROWS, args, {"lora_dropout": 0.0}, [], str)
+    kwargs = trainer_kwargs(default_model.path, ROWS, args, {"lora_dropout": 0.0}, Progress(), str)
     trainer = SFTTrainer(**kwargs) if name == "sft" else UDSTrainer(**kwargs, uds_k=2)
     tokenizer = kwargs["processing_class"]
 
