@@ -46,6 +46,7 @@ from flows.train import (
     sft_task,
     split_record,
 )
+from flows.train_rows import training_rows, with_exposures
 from generators.errors import SelfAlignError
 from generators.io import write_jsonl_atomic
 from generators.models import resolve_model
@@ -92,7 +93,35 @@ def mc_tasks(r: Recipe, folder: Path) -> dict[str, str]:
     for name, part in zip(("dev", "test"), halves, strict=True):
         items = mc_items(part[: ev.domain_size], seed=r.ablate.seed)
         tasks[name] = write_task(items, folder, f"{stem}_{name}").stem
+    if ev.knowledge:
+        for name, items in knowledge_parts(ev.knowledge, ev.split_seed, ev.test_fraction).items():
+            tasks[name] = write_task(items, folder, f"{stem}_{name}").stem
     return tasks
+
+
+def knowledge_parts(path: str, seed: int, test_fraction: float) -> dict[str, list[dict]]:
+    """The knowledge set as four MC parts: {covered_dev, uncovered_dev, covered_test,
+    uncovered_test} (split by item id as the QA set is); a malformed item is an error naming
+    its file and line."""
+    from trainers import knowledge_set as ks
+    from trainers.heldout import split
+
+    try:
+        rows = ks.read_jsonl(Path(path))
+    except (OSError, ks.KnowledgeSetError) as e:
+        raise SelfAlignError(f"train.eval.knowledge: {e}") from None
+    for no, item in rows:
+        if (bad := ks.shape_problem(item)) or "choices" not in item:
+            raise SelfAlignError(f"{path}:{no}: {bad or 'an item needs choices and gold'}")
+    items = [item for _, item in rows]
+    out = {}
+    for half, part in zip(("dev", "test"), split(items, seed, test_fraction, key=lambda x: x["id"]),
+                          strict=True):  # fmt: skip
+        for covered in (True, False):
+            name = f"{'covered' if covered else 'uncovered'}_{half}"
+            if chosen := ks.split_items(part, covered):
+                out[name] = chosen
+    return out
 
 
 def expand(
@@ -170,7 +199,10 @@ def token_lengths(model_path: str, records: list[Record], max_length: int) -> li
 def train_variant(r: Recipe, run: Path, base, name: str, rows: list[Record]) -> dict[str, Any]:
     """Write the variant's rows and train one LoRA on them (cached by content)."""
     folder = run / "ablation" / name
-    write_jsonl_atomic(folder / "train.jsonl", (export_row(rec) for rec in rows))
+    lines = [export_row(rec) for rec in rows]
+    if r.train.replay:  # every variant gets the same share of general rows
+        lines = training_rows(lines, 1, r.train.replay, r.train.replay_set, r.ablate.seed)
+    write_jsonl_atomic(folder / "train.jsonl", lines)
     cfg = r.train.model_dump()
     cfg["sft"] = {**cfg["sft"], "num_train_epochs": 1}  # the rows already repeat to the budget
     key = content_key("ablate-sft", base.model_id, file_digest(folder / "train.jsonl"), cfg,
@@ -272,6 +304,7 @@ def ablate(
     base = resolve_model(r.train.model or r.model.name)
     max_length = int(r.train.sft.get("max_length", 512))
     sets, lost = decontaminated(r, variant_records(r, run, variants))
+    sets = {name: with_exposures(recs, r.train.exposures) for name, recs in sets.items()}
     lengths = {name: token_lengths(base.path, recs, max_length) for name, recs in sets.items()}
     reference = lengths.get("recipe") or next(iter(lengths.values()), [])
     budget = r.ablate.token_budget or max(1, round(sum(reference) * r.ablate.epochs))
@@ -290,6 +323,9 @@ def ablate(
         "token_budget": budget,
         "split": split_record(reports["base"]["eval"], r.train.eval.model_dump()),
         "mc_tasks": {split: str(task_dir / f"{name}.yaml") for split, name in tasks.items()},
+        "knowledge_n": {
+            split: reports["base"]["mc"][split]["n"] for split in tasks if "covered" in split
+        },
         "variants": result_variants,
         "recipe_vs": report.versus(reports, seed=r.ablate.seed),
     }

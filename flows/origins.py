@@ -2,11 +2,12 @@
 
     backtranslate   the model writes the question each corpus span answers (Humpback)
     reading         reading-comprehension tasks mined from passages by rules (AdaptLLM)
+    facts           closed-book rows on each passage's atomic facts, several forms per fact
     grounding       every record's support (filters/support.py), a floor when the recipe sets one
     mix             origins cut, seeded, to the recipe's shares
 
-Every record carries `meta.origin` ('self_instruct', 'backtranslation' or 'reading'), so the
-funnel, the data card and the export say where each came from.
+Every record carries `meta.origin` ('self_instruct', 'backtranslation', 'reading' or
+'facts'), so the funnel, the data card and the export say where each came from.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from flows import stages
 from flows.run import Run
 from generators.backtranslate import build_backtranslation_prompt, parse_question, spans
 from generators.corpus import Passage
+from generators.facts import facts_corpus
 from generators.llm import Sampling
 from generators.reading import mine_corpus
 from generators.records import Record
 
-ORIGINS = ("self_instruct", "backtranslation", "reading")
+ORIGINS = ("self_instruct", "backtranslation", "reading", "facts")
 BACKTRANSLATE_CODE = ("generators.backtranslate", "generators.respond", "generators.reading")
 
 
@@ -88,6 +90,16 @@ def reading_records(run: Run, passages: list[Passage]) -> list[Record]:
     return records
 
 
+def facts_records(run: Run, passages: list[Passage]) -> list[Record]:
+    """Closed-book rows on every passage's atomic facts (no LLM, no passage in the prompt)."""
+    cfg = run.recipe.facts
+    with run.timed("facts"):
+        made = facts_corpus(passages, cfg.forms, cfg.per_passage, cfg.phrasings, run.recipe.seed)
+    records = [r.with_meta(**run.lineage) for r in made]
+    run.stage("facts", len(passages), records, [])
+    return records
+
+
 def grounding_stage(run: Run, records: list[Record], texts: dict[str, str]) -> list[Record]:
     """Score each record's support against its passages; drop those under `min_support`."""
     cfg = run.recipe.grounding
@@ -120,13 +132,18 @@ def mix_counts(available: dict[str, int], shares: dict[str, float]) -> dict[str,
     }
 
 
+UNCUT = ("facts",)  # kept whole by the mix: their number follows the corpus (facts.per_passage)
+
+
 def mix_stage(run: Run, records: list[Record]) -> list[Record]:
     """Cut the origins to the recipe's shares (a seeded choice within each); the rest are dropped
-    with reason 'mix_share_<origin>'. With a single origin nothing is cut."""
-    shares = run.recipe.mix.shares()
+    with reason 'mix_share_<origin>'. With a single origin nothing is cut; facts rows are never
+    cut (their share only switches them on)."""
+    shares = {o: s for o, s in run.recipe.mix.shares().items() if o not in UNCUT}
     by_origin: dict[str, list[Record]] = {}
     for x in records:
-        by_origin.setdefault(origin(x), []).append(x)
+        if origin(x) not in UNCUT:
+            by_origin.setdefault(origin(x), []).append(x)
     if len([o for o in by_origin if shares.get(o, 0) > 0]) < 2:
         return records
     counts = mix_counts({o: len(xs) for o, xs in by_origin.items()}, shares)
@@ -134,7 +151,8 @@ def mix_stage(run: Run, records: list[Record]) -> list[Record]:
     for o, xs in by_origin.items():
         rng = random.Random(stages.derive_seed(run.recipe.seed, "mix", o))
         keep |= {x.id for x in rng.sample(xs, counts[o])}
-    kept = [x for x in records if x.id in keep]
-    dropped = [x.drop("mix", f"mix_share_{origin(x)}") for x in records if x.id not in keep]
+    cut = [x for x in records if origin(x) not in UNCUT]
+    kept = [x for x in records if x.id in keep or origin(x) in UNCUT]
+    dropped = [x.drop("mix", f"mix_share_{origin(x)}") for x in cut if x.id not in keep]
     run.stage("mix", len(records), kept, dropped)
     return kept

@@ -9,6 +9,7 @@
     respond     answer each task grounded in its retrieved passages (or the one it came from)
     backtrans.  the model writes the question each corpus span answers (mix.backtranslation)
     reading     reading-comprehension tasks mined from passages by rules (mix.reading)
+    facts       closed-book rows on the passages' atomic facts, by rules (mix.facts)
     grounding   each answer's support by its passages; a floor when grounding.min_support is set
     judged      dedup, rating, S3FT, SELF, MultiCritique when the recipe switches them on
                 (flows/judges.py), after calibrating the judges they use (flows/calibrate.py)
@@ -41,7 +42,13 @@ from flows.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
 from flows.decontaminate import decontaminate_stage
 from flows.ingest import ingest, stream_ingest
 from flows.judges import judge_records
-from flows.origins import backtranslate_records, grounding_stage, mix_stage, reading_records
+from flows.origins import (
+    backtranslate_records,
+    facts_records,
+    grounding_stage,
+    mix_stage,
+    reading_records,
+)
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.rundir import write_manifest
@@ -233,6 +240,8 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
         records += backtranslate_records(run, passages)
     if mix.reading:
         records += reading_records(run, passages)
+    if mix.facts:
+        records += facts_records(run, passages)
     records = grounding_stage(run, records, texts)
     records, datasets = judge_records(run, records, seeds, skipped)
     records = mix_stage(run, records)

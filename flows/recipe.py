@@ -31,6 +31,8 @@ from filters.self_refine import FEEDBACK_MAX_TOKENS
 from flows.recipe_errors import format_error, yaml_positions
 from generators.corpus import CHUNK_OVERLAP, CHUNK_WORDS
 from generators.errors import SelfAlignError, first_line
+from generators.facts import DEFAULT_FORMS
+from generators.facts import Form as FactForm
 from generators.io import decode_utf8
 from generators.reading import KINDS
 from generators.reading import Kind as ReadingKind
@@ -281,6 +283,18 @@ class ReadingConfig(Strict):
     per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")
 
 
+class FactsConfig(Strict):
+    """Closed-book rows on each passage's atomic facts, found by rules, no LLM and no passage in
+    the prompt (generators/facts.py); train.exposures sets how often each is seen."""
+
+    forms: list[FactForm] = Field(
+        default_factory=lambda: list(DEFAULT_FORMS),
+        description="question (short answer), statement, cloze, notes (per passage), relation",
+    )
+    per_passage: int = Field(6, ge=1, le=32, description="facts per passage at most")
+    phrasings: int = Field(2, ge=1, le=4, description="question phrasings per fact")
+
+
 class MixConfig(Strict):
     """Shares of the curated set by origin. An origin at 0 is not generated; the others are cut
     (seeded) after the judged stages until their counts stand in these proportions."""
@@ -288,6 +302,10 @@ class MixConfig(Strict):
     self_instruct: float = Field(1.0, ge=0, description="Self-Instruct tasks answered by respond")
     backtranslation: float = Field(0.0, ge=0, description="backtranslated corpus spans")
     reading: float = Field(0.0, ge=0, description="reading-comprehension tasks mined by rules")
+    facts: float = Field(
+        0.0, ge=0, description="closed-book rows on the passages' facts: > 0 switches them on; "
+        "the mix never cuts them (their number follows the corpus and facts.per_passage)"
+    )
 
     @model_validator(mode="after")
     def _some_origin(self) -> MixConfig:
@@ -300,6 +318,7 @@ class MixConfig(Strict):
             "self_instruct": self.self_instruct,
             "backtranslation": self.backtranslation,
             "reading": self.reading,
+            "facts": self.facts,
         }
 
 
@@ -447,6 +466,12 @@ class EvalConfig(Strict):
         120, ge=1, description="domain QAs per split (dev and test) for the answer loss"
     )
     general_size: int = Field(100, ge=1, description="general examples for the answer loss")
+    knowledge: str | None = Field(
+        None,
+        description="hand-written knowledge set (trainers/knowledge_set.py): multiple-choice "
+        "items on corpus facts (covered) and on same-domain facts in no passage (uncovered), "
+        "split dev/test by id like the domain QA",
+    )
     generate_size: int = Field(40, ge=0, description="domain QAs answered for the generation score")
     max_new_tokens: int = Field(64, ge=1)
 
@@ -472,6 +497,23 @@ class TrainConfig(Strict):
 
     enabled: bool = Field(False, description="fine-tune after the export (and in every round)")
     model: str | None = Field(None, description="model to train; None: the round's model")
+    method: Literal["lora", "full"] = Field(
+        "lora", description="lora: an adapter (train.lora); full: every weight (small models)"
+    )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="auto: bf16 on CUDA, and on a CPU with bf16 units where the loss check "
+        "passed (trainers/precision.py), else fp32",
+    )
+    exposures: int = Field(
+        1, ge=1, le=100, description="times each facts row (meta.origin facts) is seen per epoch"
+    )
+    replay: float = Field(
+        0.0, ge=0, le=10, description="general replay rows per domain row (train.replay_set)"
+    )
+    replay_set: str | None = Field(
+        None, description="Self-Instruct-format file of general tasks the replay rows come from"
+    )
     lora: dict[str, Any] = Field(default_factory=dict, description="peft LoraConfig fields")
     sft: dict[str, Any] = Field(default_factory=dict, description="TRL SFTConfig fields")
     dpo: dict[str, Any] | None = Field(
@@ -486,13 +528,19 @@ class TrainConfig(Strict):
     eval: EvalConfig = EvalConfig()
     promote: PromoteConfig = PromoteConfig()
 
+    @model_validator(mode="after")
+    def _replay_has_a_set(self) -> TrainConfig:
+        if self.replay > 0 and not self.replay_set:
+            raise ValueError("train.replay > 0 needs train.replay_set (general tasks to replay)")
+        return self
+
 
 ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
 # Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablate.py).
 MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft",
                 "self_refine", "multicritique", "mix", "select")  # fmt: skip
 # `origin-<name>`: one origin's records as they reached the mix (flows/origins.py)
-ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading")
+ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading", "facts")
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
 EXTRA_SFT = get_args(ExtraSFT)
 
@@ -555,6 +603,7 @@ class Recipe(Strict):
     grounding: GroundingConfig = GroundingConfig()
     backtranslate: BacktranslateConfig = BacktranslateConfig()
     reading: ReadingConfig = ReadingConfig()
+    facts: FactsConfig = FactsConfig()
     mix: MixConfig = MixConfig()
     dedup: DedupConfig = DedupConfig()
     rating: RatingConfig = RatingConfig()
@@ -656,6 +705,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         (data.get("calibration"), "check_set"),
         (_section(data, "train", "eval"), "domain"),
         (_section(data, "train", "eval"), "general"),
+        (_section(data, "train", "eval"), "knowledge"),
+        (data.get("train"), "replay_set"),
         (_section(data, "model", "openai"), "cache_dir"),
     )
     for section, key in paths:

@@ -23,14 +23,16 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from flows.artifacts import publish_training
-from flows.recipe import Recipe, load_recipe
+from flows.recipe import Recipe, TrainConfig, load_recipe
 from flows.tasks import code_version, content_key, get_llm, given_key
+from flows.train_rows import training_rows
 from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
-from generators.models import resolve_model
+from generators.models import cache_dir, resolve_model
 
 TRAIN_CODE = (
     "trainers.sft",
+    "trainers.precision",
     "trainers.outputs",
     "trainers.uds",
     "trainers.uds_trainer",
@@ -94,7 +96,10 @@ def sft_task(key: str, model_path: str, data: str, out: str, cfg: dict[str, Any]
     uds = cfg["uds"]
     uds = {k: uds[k] for k in ("alpha", "k", "buffer", "sketch_dim")} if uds["enabled"] else None
     log = get_run_logger()
-    return train_sft(model_path, data, out, cfg["lora"], cfg["sft"], uds, report=log.info).to_dict()
+    return train_sft(
+        model_path, data, out, cfg["lora"], cfg["sft"], uds, report=log.info,
+        method=cfg["method"], precision=cfg["precision"], cache=cache_dir(),
+    ).to_dict()  # fmt: skip
 
 
 @task(cache_key_fn=given_key, persist_result=True)
@@ -147,24 +152,30 @@ def extra_rows(run: Path, name: str) -> list[str]:
     return lines
 
 
-def sft_data(run: Path, out: Path, extra: list[str]) -> Path:
-    """export/train.jsonl, or with train.extra_sft a copy of it followed by those files' rows
-    (<out>/sft_data.jsonl)."""
+def sft_data(run: Path, out: Path, cfg: TrainConfig, seed: int) -> Path:
+    """export/train.jsonl, or (<out>/sft_data.jsonl) a copy of it followed by train.extra_sft's
+    rows, with each facts row `exposures` times and the general replay rows
+    (flows/train_rows.py)."""
     data = run / "export" / "train.jsonl"
-    if not extra:
+    if not cfg.extra_sft and cfg.exposures == 1 and not cfg.replay:
         return data
     lines = data.read_text(encoding="utf-8").splitlines()
-    for name in extra:
+    for name in cfg.extra_sft:
         lines += extra_rows(run, name)
+    lines = [line for line in lines if line.strip()]
+    if cfg.exposures > 1 or cfg.replay:
+        rows = [json.loads(line) for line in lines]
+        rows = training_rows(rows, cfg.exposures, cfg.replay, cfg.replay_set, seed)
+        lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     path = out / "sft_data.jsonl"
-    write_text_atomic(path, "".join(line + "\n" for line in lines if line.strip()))
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
     return path
 
 
 def train_steps(r: Recipe, run: Path, base, out: Path) -> tuple[Any, dict, dict | None]:
     """SFT on the export, then DPO on its preference pairs if asked; (trained ref, sft, dpo)."""
     cfg, cache = r.train, run / "cache"
-    data = sft_data(run, out, cfg.extra_sft)
+    data = sft_data(run, out, cfg, r.seed)
     train_cfg, code = cfg.model_dump(), code_version(TRAIN_CODE)
     key = content_key("sft", base.model_id, file_digest(data), train_cfg, code)
     sft = cached(

@@ -164,7 +164,7 @@ def _chat(user: str, answer: str) -> dict:
 
 def test_extra_sft_rows_follow_the_export_in_training_and_in_recipe_plus_variants(tmp_path) -> None:
     from flows.ablate import variant_records
-    from flows.recipe import Recipe
+    from flows.recipe import Recipe, TrainConfig
     from flows.train import sft_data
 
     run = tmp_path / "run"
@@ -173,13 +173,13 @@ def test_extra_sft_rows_follow_the_export_in_training_and_in_recipe_plus_variant
     feedback = {"instruction": "Q", "verdict": "correct", **_chat("Judge: Q / A", "Correct.")}
     _export(run, "self_feedback", [feedback])
     out = tmp_path / "out"
-    assert sft_data(run, out, []) == run / "export" / "train.jsonl"
-    data = sft_data(run, out, ["self_feedback"])
+    assert sft_data(run, out, TrainConfig(), 0) == run / "export" / "train.jsonl"
+    data = sft_data(run, out, TrainConfig(extra_sft=["self_feedback"]), 0)
     assert data == out / "sft_data.jsonl"
     lines = data.read_text().splitlines()
     assert len(lines) == 2 and '"Correct."' in lines[1]
     with pytest.raises(SelfAlignError, match=r"critique_sft\.jsonl: no rows .*multicritique"):
-        sft_data(run, out, ["critique_sft"])
+        sft_data(run, out, TrainConfig(extra_sft=["critique_sft"]), 0)
 
     recipe = Recipe.model_validate(
         {"name": "x", "seeds": "s", "corpus": {"path": "c"},

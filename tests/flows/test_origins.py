@@ -23,7 +23,12 @@ def test_origin_defaults_to_self_instruct():
 
 
 def test_mix_needs_one_origin():
-    assert MixConfig().shares() == {"self_instruct": 1.0, "backtranslation": 0.0, "reading": 0.0}
+    assert MixConfig().shares() == {
+        "self_instruct": 1.0,
+        "backtranslation": 0.0,
+        "reading": 0.0,
+        "facts": 0.0,
+    }
     with pytest.raises(ValueError, match="at least one origin"):
         MixConfig(self_instruct=0)
 
