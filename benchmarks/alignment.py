@@ -5,8 +5,9 @@
 Runs the ablation flow (base, corpus-only control, random subset of the unfiltered generations,
 the recipe's curated export; the same LoRA and training-token budget each) and writes
 benchmarks/results/alignment.json: per variant, on the held-out *test* split, the change vs base
-of the domain answer loss, the general answer loss and the multiple-choice acc_norm, each with
-its paired-bootstrap 95% interval, and the recipe's change against each control on the same
+of the domain answer loss, the general answer loss, the multiple-choice acc_norm and, with a
+knowledge set (train.eval.knowledge), acc_norm on its covered and uncovered items and their
+difference, each with its paired-bootstrap 95% interval, and the recipe's change against each control on the same
 questions (`recipe_vs`). Prints the markdown tables for RESULTS.md. Nothing here is
 tuned on the test split: the recipe is used as it ships.
 """
@@ -30,7 +31,12 @@ KEYS = (  # (metric in ablation.json, name in alignment.json)
     ("general_loss", "general_loss"),
     ("test_acc_norm", "acc_norm"),
     ("test_acc", "acc"),
+    ("covered_test_acc_norm", "covered_acc_norm"),
+    ("uncovered_test_acc_norm", "uncovered_acc_norm"),
+    ("knowledge_test_acc_norm", "covered_minus_uncovered"),
     ("dev_loss", "dev_domain_loss"),
+    ("covered_dev_acc_norm", "dev_covered_acc_norm"),
+    ("knowledge_dev_acc_norm", "dev_covered_minus_uncovered"),
 )
 
 

@@ -8,11 +8,11 @@ multiple-choice accuracies as a difference in points of 1.0 (+0.10 = ten points 
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
+from flows.ablation_chart import chart_png
 from flows.artifacts import artifact_key, publish
 from generators.io import write_text_atomic
 from trainers.heldout import difference_ci, gap_ci, mean_ci, relative_change_ci
@@ -203,42 +203,6 @@ def with_card_section(card: str, section: str) -> str:
     """The card with its ablation section replaced (or appended)."""
     head = card.split(f"\n{CARD_HEADING}\n", 1)[0].rstrip("\n")
     return f"{head}\n\n{section}"
-
-
-def chart_png(result: dict[str, Any]) -> bytes | None:
-    """Bars of the test-loss change and test acc_norm change per variant, whiskers at the
-    interval ends; None without Pillow."""
-    try:
-        from PIL import Image, ImageDraw
-    except ImportError:
-        return None
-    names = [n for n in result["variants"] if n != "base"]
-    panels = [
-        ("test domain loss change (%)", "test_loss"),
-        ("test acc_norm change (pts)", "test_acc_norm"),
-    ]
-    row, left, width, panel_h = 24, 170, 720, 40 + 24 * max(len(names), 1)
-    image = Image.new("RGB", (width, panel_h * len(panels) + 10), "white")
-    draw = ImageDraw.Draw(image)
-    for p, (title, key) in enumerate(panels):
-        top = 10 + p * panel_h
-        draw.text((8, top), title, fill="black")
-        cells = [(result["variants"][n]["metrics"].get(key) or {}).get("change") for n in names]
-        span = max([abs(c[k]) for c in cells if c for k in ("lo", "hi")] + [1e-9])
-        zero, scale = left + (width - left - 20) / 2, (width - left - 40) / 2 / span
-        draw.line([zero, top + 18, zero, top + panel_h - 8], fill="gray")
-        for i, (name, cell) in enumerate(zip(names, cells, strict=True)):
-            y = top + 20 + i * row
-            draw.text((8, y + 4), name, fill="black")
-            if not cell:
-                continue
-            x = zero + cell["value"] * scale
-            draw.rectangle([min(zero, x), y + 3, max(zero, x), y + row - 5], fill=(46, 99, 196))
-            lo, hi = zero + cell["lo"] * scale, zero + cell["hi"] * scale
-            draw.line([lo, y + row // 2, hi, y + row // 2], fill="black", width=2)
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
 
 
 def write_outputs(run: Path, result: dict[str, Any], reports: dict[str, Any]) -> None:

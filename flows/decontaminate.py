@@ -26,18 +26,28 @@ def heldout_sources(recipe: Recipe) -> list[str]:
         recipe.train.eval.domain,
         recipe.train.eval.general,
         recipe.calibration.check_set,
+        recipe.train.eval.knowledge,
     )
     return [p for p in dict.fromkeys(configured) if p and Path(p).is_file()]
 
 
 def heldout_index(paths: list[str], n: int) -> HeldoutIndex:
-    """An index of the question and the answer of every QA in `paths`, under the QA's id."""
+    """An index of the question and the answer of every QA in `paths` (of a knowledge set: the
+    question and its gold choice), under the QA's or item's id."""
+    texts = [pair for path in paths for pair in _heldout_texts(path)]
+    return HeldoutIndex.build(texts, n)
+
+
+def _heldout_texts(path: str) -> list[tuple[str, str]]:
+    """(id, text) of every question and answer in a QA file or a knowledge set."""
+    from trainers import knowledge_set
     from trainers.data import load_qa
 
-    texts = [
-        (qa.id, text) for path in paths for qa in load_qa(path) for text in (qa.prompt, qa.answer)
-    ]
-    return HeldoutIndex.build(texts, n)
+    first = Path(path).read_text(encoding="utf-8").lstrip().split("\n", 1)[0]
+    if '"choices"' in first:
+        items = [item for _, item in knowledge_set.read_jsonl(Path(path))]
+        return [(it["id"], t) for it in items for t in (it["question"], it["choices"][it["gold"]])]
+    return [(qa.id, t) for qa in load_qa(path) for t in (qa.prompt, qa.answer)]
 
 
 def decontaminate_stage(run: Run, records: list[Record]) -> list[Record]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from flows.ablate import expand
@@ -195,3 +197,54 @@ def test_extra_sft_rows_follow_the_export_in_training_and_in_recipe_plus_variant
             {"name": "x", "seeds": "s", "corpus": {"path": "c"},
              "ablate": {"variants": ["recipe+dpo"]}}
         )  # fmt: skip
+
+
+def _knowledge(report: dict, covered: list[int], uncovered: list[int]) -> dict:
+    mc = dict(report["mc"])
+    for name, scores in (("covered_test", covered), ("uncovered_test", uncovered)):
+        mc[name] = {"acc_per_q": scores, "acc_norm_per_q": scores, "n": len(scores)}
+    return {**report, "mc": mc}
+
+
+def test_covered_minus_uncovered_is_the_knowledge_gap_with_its_own_columns() -> None:
+    base = _knowledge(_report([2.0] * 4, [0, 1, 0, 1]), [0, 0, 0, 0, 1, 1], [0, 0, 1, 1])
+    tuned = _knowledge(_report([1.8] * 4, [1, 1, 0, 1]), [1, 1, 1, 0, 1, 1], [1, 0, 1, 1])
+    metrics = compare(base, tuned)
+    assert metrics["covered_test_acc_norm"]["change"]["value"] == pytest.approx(3 / 6)
+    assert metrics["uncovered_test_acc_norm"]["change"]["value"] == pytest.approx(1 / 4)
+    gap = metrics["knowledge_test_acc_norm"]
+    assert gap["value"] is None and gap["change"]["value"] == pytest.approx(0.5 - 0.25)
+    assert gap["change"]["lo"] <= 0.25 <= gap["change"]["hi"]
+    assert "knowledge_test_acc_norm" not in compare(base, base)
+    result = {
+        "variants": {
+            "base": {"rows": 0, "tokens": 0, "metrics": compare(base, base)},
+            "recipe": {"rows": 4, "tokens": 40, "metrics": metrics},
+        },
+        "split": {"dev_n": 4, "test_n": 4, "seed": 0},
+        "base_model": "m",
+        "token_budget": 40,
+        "knowledge_n": {"covered_test": 6, "uncovered_test": 4},
+    }
+    table = markdown_table(result)
+    header = table.splitlines()[0]
+    assert "test covered acc_norm | test uncovered acc_norm | test covered − uncovered" in header
+    assert "| -<br>Δ +25.0 [" in table  # the gap has no value of its own, only the change
+    assert "Items: covered test 6, uncovered test 4." in card_section(result)
+
+
+def test_knowledge_parts_split_the_shipped_set_by_id_and_name_a_bad_line(tmp_path) -> None:
+    from flows.ablate import knowledge_parts
+
+    path = Path(__file__).resolve().parents[2] / "data" / "biomed" / "knowledge_mc.jsonl"
+    parts = knowledge_parts(str(path), seed=0, test_fraction=0.5)
+    assert sorted(parts) == ["covered_dev", "covered_test", "uncovered_dev", "uncovered_test"]
+    assert sum(len(v) for v in parts.values()) == 420
+    assert sum(len(parts[f"covered_{h}"]) for h in ("dev", "test")) == 330
+    assert all(it["passage_id"] is None for it in parts["uncovered_test"])
+    dev_ids = {it["id"] for h in ("covered_dev", "uncovered_dev") for it in parts[h]}
+    assert not dev_ids & {it["id"] for h in ("covered_test", "uncovered_test") for it in parts[h]}
+    bad = tmp_path / "kn.jsonl"
+    bad.write_text(path.read_text().splitlines()[0] + "\n" + '{"id": "x", "kind": "number"}\n')
+    with pytest.raises(SelfAlignError, match=r"kn\.jsonl:2: 'question' must be"):
+        knowledge_parts(str(bad), 0, 0.5)

@@ -41,3 +41,26 @@ def test_ablate_variants_name_origins():
     for bad in ("origin-corpus", "recipe-minus-", "minus-rating"):
         with pytest.raises(ValueError, match="unknown variant"):
             AblateConfig(variants=[bad])
+
+
+def test_the_mix_cuts_the_other_origins_and_keeps_every_facts_row():
+    from types import SimpleNamespace
+
+    from flows.origins import mix_stage
+    from flows.recipe import Recipe
+
+    recipe = Recipe.model_validate(
+        {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+         "mix": {"self_instruct": 1, "reading": 1, "facts": 1}}
+    )  # fmt: skip
+    stages = []
+    run = SimpleNamespace(recipe=recipe, stage=lambda *a: stages.append(a))
+    rows = [Record(f"si {i}", meta={"origin": "self_instruct"}) for i in range(2)]
+    rows += [Record(f"rd {i}", meta={"origin": "reading"}) for i in range(6)]
+    rows += [Record(f"fact {i}", meta={"origin": "facts"}) for i in range(50)]
+    kept = mix_stage(run, rows)
+    by = {o: sum(origin(r) == o for r in kept) for o in ("self_instruct", "reading", "facts")}
+    assert by == {"self_instruct": 2, "reading": 2, "facts": 50}
+    [(name, n_in, _, dropped)] = stages
+    assert (name, n_in) == ("mix", 58)
+    assert {r.meta["drop_reason"] for r in dropped} == {"mix_share_reading"}
