@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,17 @@ TINY_ABLATE = {"variants": ["corpus-only", "recipe"], "token_budget": 600}
 TINY_EVAL = {"domain_size": 4, "general_size": 4, "generate_size": 0}
 
 
+def tiny_knowledge_set(tmp_path) -> Path:
+    """20 covered and 20 uncovered items of the demo's knowledge set."""
+    shipped = Path(__file__).resolve().parents[2] / "data" / "biomed" / "knowledge_mc.jsonl"
+    items = [json.loads(line) for line in shipped.read_text().splitlines()]
+    covered = [it for it in items if it["passage_id"]][:20]
+    uncovered = [it for it in items if not it["passage_id"]][:20]
+    path = tmp_path / "knowledge.jsonl"
+    path.write_text("".join(json.dumps(it) + "\n" for it in covered + uncovered))
+    return path
+
+
 def test_ablate_writes_every_output_then_reruns_from_cache(prefect_harness, tmp_path):
     import yaml
 
@@ -21,7 +33,7 @@ def test_ablate_writes_every_output_then_reruns_from_cache(prefect_harness, tmp_
 
     run = exported_run(tmp_path)
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())
-    recipe["train"]["eval"].update(TINY_EVAL)
+    recipe["train"]["eval"].update(TINY_EVAL, knowledge=str(tiny_knowledge_set(tmp_path)))
     recipe["ablate"] = TINY_ABLATE
     result = ablate(recipe=recipe, run_dir=str(run))
 
@@ -41,6 +53,17 @@ def test_ablate_writes_every_output_then_reruns_from_cache(prefect_harness, tmp_
             assert cell["lo"] <= cell["value"] <= cell["hi"], (name, metric)
             change = cell["change"]
             assert change["lo"] <= change["value"] <= change["hi"], (name, metric)
+    for name in ("corpus-only", "recipe"):  # knowledge: covered, uncovered and their gap
+        metrics = saved["variants"][name]["metrics"]
+        for metric in ("covered_test_acc_norm", "uncovered_test_acc_norm", "covered_dev_acc"):
+            change = metrics[metric]["change"]
+            assert change["lo"] <= change["value"] <= change["hi"], (name, metric)
+        gap = metrics["knowledge_test_acc_norm"]["change"]
+        covered = metrics["covered_test_acc_norm"]["change"]["value"]
+        uncovered = metrics["uncovered_test_acc_norm"]["change"]["value"]
+        assert gap["value"] == pytest.approx(covered - uncovered)
+    assert sum(saved["knowledge_n"].values()) == 40
+    assert "test covered − uncovered" in (out / "ablation.md").read_text()
     assert saved["variants"]["base"]["metrics"]["test_loss"]["change"] is None
     assert saved["per_question"]["base"]["mc"]["test"]["n"] == 4
     for split in ("dev", "test"):

@@ -79,3 +79,41 @@ def test_three_origins_are_scored_mixed_and_counted(prefect_harness, fake_models
     }
     card = (run_dir / "export" / "README.md").read_text(encoding="utf-8")
     assert "## Origins and support" in card and "| reading |" in card
+
+
+def test_facts_rows_go_through_the_flow_whole_closed_book_and_counted(
+    prefect_harness, fake_models, tmp_path
+):
+    from flows.pipeline import self_specialize
+
+    fake_models(Script({}, GOOD))  # no LLM stage runs: no origin of the recipe asks the model
+    recipe = {
+        **tiny_recipe(tmp_path, "facts", 4),
+        "reading": {"kinds": ["blank"]},
+        "facts": {"forms": ["question", "statement", "notes"], "phrasings": 1},
+        "mix": {"self_instruct": 0, "reading": 1, "facts": 1},
+    }
+    run_dir = Path(self_specialize(recipe=recipe))
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    counts = {s["stage"]: s for s in manifest["stages"]}
+    # one origin the mix could cut (reading), facts never cut: no mix stage
+    assert list(counts) == ["corpus", "reading", "facts", "grounding"]
+    made = counts["facts"]["kept"]
+    assert made > 3 * 330  # at least three rows a passage on the demo corpus
+    assert counts["grounding"]["origins"]["facts"] == {"kept": made}
+    assert manifest["origins"] == {"reading": 330, "facts": made}
+    corpus = {
+        json.loads(line)["id"]: json.loads(line)["text"]
+        for line in (Path(recipe["corpus"]["path"])).read_text().splitlines()
+    }
+    exported = [json.loads(line) for line in (run_dir / "export" / "train.jsonl").open()]
+    facts = [row for row in exported if row["meta"]["origin"] == "facts"]
+    assert len(facts) == made
+    assert Counter(row["meta"]["fact_form"] for row in facts).keys() == {
+        "question", "statement", "notes"
+    }  # fmt: skip
+    for row in facts:
+        pid = row["meta"]["source_passage"]
+        assert row["meta"]["fact_id"].startswith(pid)
+        assert corpus[pid] not in row["messages"][0]["content"]  # closed book
+    assert manifest["support"]["facts"]["mean"] > 0.9  # the answers are the corpus's own words
