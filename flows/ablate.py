@@ -2,6 +2,7 @@
 
     base                   the model itself, untrained
     corpus-only, random, recipe, recipe-minus-<stage>, origin-<origin>  (flows/ablation_data.py)
+    recipe-without-<origin>  the export without that origin's rows (recipe-without-facts)
     recipe+self_feedback, recipe+critique_sft    the export plus SELF's / MultiCritique's rows
 
 Every trained variant gets one LoRA (the recipe's `train.lora` / `train.sft`, one pass over its
@@ -56,6 +57,7 @@ MC_CODE = ("trainers.mc", "filters.calibration")
 MINUS = "recipe-minus-"
 ORIGIN = "origin-"
 PLUS = "recipe+"  # recipe+self_feedback, recipe+critique_sft: the export plus those rows
+WITHOUT = "recipe-without-"  # recipe-without-facts: the export without that origin's rows
 RUNLESS = {"corpus-only"}  # variants that need no curated run
 
 
@@ -177,6 +179,9 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = curated
         elif name.startswith(ORIGIN):
             out[name] = data.origin_rows(run, curated, name.removeprefix(ORIGIN))
+        elif name.startswith(WITHOUT):
+            gone = name.removeprefix(WITHOUT)
+            out[name] = [r for r in curated if r.meta.get("origin", "self_instruct") != gone]
         elif name.startswith(PLUS):
             extra = [json.loads(line) for line in extra_rows(run, name.removeprefix(PLUS))]
             out[name] = curated + [_chat_record(row["messages"]) for row in extra]

@@ -303,8 +303,10 @@ class MixConfig(Strict):
     backtranslation: float = Field(0.0, ge=0, description="backtranslated corpus spans")
     reading: float = Field(0.0, ge=0, description="reading-comprehension tasks mined by rules")
     facts: float = Field(
-        0.0, ge=0, description="closed-book rows on the passages' facts: > 0 switches them on; "
-        "the mix never cuts them (their number follows the corpus and facts.per_passage)"
+        0.0,
+        ge=0,
+        description="closed-book rows on the passages' facts: > 0 switches them on; "
+        "the mix never cuts them (their number follows the corpus and facts.per_passage)",
     )
 
     @model_validator(mode="after")
@@ -553,8 +555,9 @@ class AblateConfig(Strict):
         default_factory=lambda: list(ABLATE_VARIANTS),
         description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
         "for every judged/selection stage the recipe has on, origin-<origin> for one origin's "
-        "records, or recipe+<self_feedback|critique_sft> for the export plus those rows; base is "
-        "always measured",
+        "records, recipe-without-<origin> for the export without that origin's rows, or "
+        "recipe+<self_feedback|critique_sft> for the export plus those rows; base is always "
+        "measured",
     )
     token_budget: int | None = Field(
         None, ge=1, description="training tokens per variant; None: the curated set's x epochs"
@@ -572,13 +575,16 @@ class AblateConfig(Strict):
                 name in ABLATE_VARIANTS
                 or (name != stage and stage in (*MINUS_STAGES, "all"))
                 or name.removeprefix("origin-") in ORIGIN_VARIANTS
+                or name.removeprefix("recipe-without-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe+") in EXTRA_SFT
             )
             if not known:
+                origins = "|".join(ORIGIN_VARIANTS)
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
-                    f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}> or "
-                    f"origin-<{'|'.join(ORIGIN_VARIANTS)}> or recipe+<{'|'.join(EXTRA_SFT)}>"
+                    f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}>, "
+                    f"origin-<{origins}>, recipe-without-<{origins}> or "
+                    f"recipe+<{'|'.join(EXTRA_SFT)}>"
                 )
         if len(set(variants)) != len(variants):
             raise ValueError("a variant is listed twice")

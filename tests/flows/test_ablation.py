@@ -248,3 +248,22 @@ def test_knowledge_parts_split_the_shipped_set_by_id_and_name_a_bad_line(tmp_pat
     bad.write_text(path.read_text().splitlines()[0] + "\n" + '{"id": "x", "kind": "number"}\n')
     with pytest.raises(SelfAlignError, match=r"kn\.jsonl:2: 'question' must be"):
         knowledge_parts(str(bad), 0, 0.5)
+
+
+def test_recipe_without_an_origin_drops_only_its_rows(tmp_path) -> None:
+    from flows.ablate import variant_records
+    from flows.recipe import Recipe
+
+    run = tmp_path / "run"
+    rows = [
+        {**_chat(q, a), "instruction": q, "output": a, "meta": {"origin": origin}}
+        for q, a, origin in [("Q1", "A1", "reading"), ("Q2", "A2", "facts"), ("Q3", "A3", "facts")]
+    ]
+    _export(run, "train", rows)
+    recipe = Recipe.model_validate(
+        {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+         "ablate": {"variants": ["recipe", "recipe-without-facts"]}}
+    )  # fmt: skip
+    sets = variant_records(recipe, run, recipe.ablate.variants)
+    assert [r.instruction for r in sets["recipe"]] == ["Q1", "Q2", "Q3"]
+    assert [r.instruction for r in sets["recipe-without-facts"]] == ["Q1"]

@@ -36,9 +36,10 @@ def test_mix_needs_one_origin():
 def test_ablate_variants_name_origins():
     from flows.recipe import AblateConfig
 
-    names = ["origin-reading", "origin-backtranslation", "recipe-minus-mix", "recipe-minus-all"]
+    names = ["origin-reading", "origin-backtranslation", "recipe-minus-mix", "recipe-minus-all",
+             "origin-facts", "recipe-without-facts"]  # fmt: skip
     assert AblateConfig(variants=names).variants == names
-    for bad in ("origin-corpus", "recipe-minus-", "minus-rating"):
+    for bad in ("origin-corpus", "recipe-minus-", "minus-rating", "recipe-without-corpus"):
         with pytest.raises(ValueError, match="unknown variant"):
             AblateConfig(variants=[bad])
 
