@@ -116,7 +116,7 @@ def _losses(model_path: str, bf16: bool) -> list[float]:
         loss.backward()
         optim.step()
         optim.zero_grad()
-        out.append(float(loss))
+        out.append(float(loss.detach()))
     return out
 
 
