@@ -7,9 +7,9 @@ the recipe's curated export; the same LoRA and training-token budget each) and w
 benchmarks/results/alignment.json: per variant, on the held-out *test* split, the change vs base
 of the domain answer loss, the general answer loss, the multiple-choice acc_norm and, with a
 knowledge set (train.eval.knowledge), acc_norm on its covered and uncovered items and their
-difference, each with its paired-bootstrap 95% interval, and the recipe's change against each control on the same
-questions (`recipe_vs`). Prints the markdown tables for RESULTS.md. Nothing here is
-tuned on the test split: the recipe is used as it ships.
+difference, each with its paired-bootstrap 95% interval, and the recipe's change against each
+control on the same questions (`recipe_vs`). Prints the markdown tables for RESULTS.md.
+Nothing here is tuned on the test split: the recipe is used as it ships.
 """
 
 from __future__ import annotations
