@@ -231,7 +231,10 @@ def measure(r: Recipe, run: Path, ref, task_dir: Path, tasks: dict[str, str]) ->
 def decontaminated(r: Recipe, sets: dict[str, list[Record]]) -> tuple[dict, dict[str, int]]:
     """Every variant's records with held-out overlaps removed, and how many each lost."""
     sources = heldout_sources(r)
-    index = heldout_index(sources, r.decontaminate.n) if sources else HeldoutIndex.build([])
+    knowledge = r.train.eval.knowledge
+    index = (
+        heldout_index(sources, r.decontaminate.n, knowledge) if sources else HeldoutIndex.build([])
+    )
     out, dropped = {}, {}
     for name, records in sets.items():
         kept, out_ = decontaminate(records, index)

@@ -31,20 +31,19 @@ def heldout_sources(recipe: Recipe) -> list[str]:
     return [p for p in dict.fromkeys(configured) if p and Path(p).is_file()]
 
 
-def heldout_index(paths: list[str], n: int) -> HeldoutIndex:
-    """An index of the question and the answer of every QA in `paths` (of a knowledge set: the
-    question and its gold choice), under the QA's or item's id."""
-    texts = [pair for path in paths for pair in _heldout_texts(path)]
+def heldout_index(paths: list[str], n: int, knowledge: str | None = None) -> HeldoutIndex:
+    """An index of the question and the answer of every QA in `paths` under the QA's id; the
+    file that is the recipe's `knowledge` set gives each item's question and gold choice."""
+    texts = [pair for path in paths for pair in _heldout_texts(path, path == knowledge)]
     return HeldoutIndex.build(texts, n)
 
 
-def _heldout_texts(path: str) -> list[tuple[str, str]]:
-    """(id, text) of every question and answer in a QA file or a knowledge set."""
+def _heldout_texts(path: str, knowledge: bool) -> list[tuple[str, str]]:
+    """(id, text) of every question and answer in a QA file or, `knowledge`, a knowledge set."""
     from trainers import knowledge_set
     from trainers.data import load_qa
 
-    first = Path(path).read_text(encoding="utf-8").lstrip().split("\n", 1)[0]
-    if '"choices"' in first:
+    if knowledge:
         items = [item for _, item in knowledge_set.read_jsonl(Path(path))]
         return [(it["id"], t) for it in items for t in (it["question"], it["choices"][it["gold"]])]
     return [(qa.id, t) for qa in load_qa(path) for t in (qa.prompt, qa.answer)]
@@ -58,7 +57,7 @@ def decontaminate_stage(run: Run, records: list[Record]) -> list[Record]:
     if not cfg.enabled or not sources:
         return records
     with run.timed(STAGE):
-        index = heldout_index(sources, cfg.n)
+        index = heldout_index(sources, cfg.n, run.recipe.train.eval.knowledge)
         kept, dropped = decontaminate(records, index)
     run.stage(STAGE, len(records), kept, dropped)
     by_heldout = Counter(r.meta["drop_reason"].removeprefix(REASON_PREFIX) for r in dropped)

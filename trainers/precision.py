@@ -51,14 +51,19 @@ CHECK_TEXTS = (
 log = logging.getLogger("selfalign")
 
 
+def _cpuinfo(field: str) -> str:
+    """The first value of a /proc/cpuinfo field ('' where there is none): 'flags' -> 'fpu vme'."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return ""
+    line = next((ln for ln in lines if ln.startswith(field)), "")
+    return line.partition(":")[2].strip()
+
+
 def cpu_flags() -> set[str]:
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
+    return set(_cpuinfo("flags").split())
 
 
 def cpu_has_bf16(flags: set[str] | None = None) -> bool:
@@ -67,13 +72,7 @@ def cpu_has_bf16(flags: set[str] | None = None) -> bool:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def check_key(model_path: str) -> str:
