@@ -70,8 +70,8 @@ def main() -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from flows.ablate import ablate
-    from flows.ablation_report import explanation, markdown_table, versus_table
+    from flows.ablation.ablate import ablate
+    from flows.ablation.report import explanation, markdown_table, versus_table
     from flows.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)

@@ -126,7 +126,7 @@ def main() -> None:
         table.add_row(name, f"{o:.1f}", f"{r:.1f}", f"{o / r:.3f}", str(len(ours)))
     Console().print(table)
 
-    from generators.vllm_backend import release_engines
+    from generators.backends.vllm import release_engines
 
     release_engines()
 

@@ -51,7 +51,13 @@ from typing import Any
 import numpy as np
 
 from generators.corpus import Passage, iter_passages
-from generators.index import IDS_FILE, INDEX_FILE, INDEX_KINDS, PASSAGES_FILE, PassageIndex
+from generators.retrieval.index import (
+    IDS_FILE,
+    INDEX_FILE,
+    INDEX_KINDS,
+    PASSAGES_FILE,
+    PassageIndex,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -252,7 +258,7 @@ def child(args: argparse.Namespace) -> None:
     """One measurement in this fresh process; prints `RESULT {json}` as its last line."""
     if args.child == "run":
         import flows.pipeline  # noqa: F401  (imported before the baseline, as in `selfalign run`)
-    from generators.embedder import Embedder
+    from generators.retrieval.embedder import Embedder
 
     embedder = Embedder("default")
     embedder.encode(WARM_UP)

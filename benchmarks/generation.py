@@ -4,7 +4,7 @@
                                     [--distilabel-python .venv-distilabel/bin/python]
 
 The workload is the demo recipe's instruction-generation prompts (seed demos + a corpus passage,
-built by flows/stages.py with an empty machine pool), `--prompts` of them, one engine on the
+built by flows/stages/origins/self_instruct_steps.py with an empty machine pool), `--prompts` of them, one engine on the
 default model, the recipe's sampling (temperature 0.9, top_p 0.95) with `--max-tokens`. Three
 contenders, each a fresh process per round, in rotating order:
 
@@ -16,7 +16,7 @@ contenders, each a fresh process per round, in rotating order:
                 class (input_batch_size 50, its default), adapted to vLLM 0.32 (see `_child_
                 distilabel`); it cannot seed each row, so its samples differ from the others'
 
-Every side builds the engine with the same arguments as generators/vllm_backend.py. Generation
+Every side builds the engine with the same arguments as generators/backends/vllm.py. Generation
 tok/s = output tokens / the span from the first generation call's start to the last one's end
 (engine start excluded); whole-process wall time is measured by this script around each child.
 distilabel's unseeded samples come out longer or shorter than the seeded ones, and most of the
@@ -24,7 +24,7 @@ time here goes to the prompts (~138k prompt tokens vs ~28k output tokens), so th
 (prompt + output) tokens/s: prompt tokens counted once by the model's tokenizer, the same for all
 sides. Ratios are of medians. Goals: ours / raw >= 0.98; ours / distilabel >= 1.0.
 
-"ours" goes through generators/vllm_backend.py, which admits the batch within the KV cache;
+"ours" goes through generators/backends/vllm.py, which admits the batch within the KV cache;
 "raw" hands the whole batch to one `LLM.chat`, as a user of vLLM would.
 
 distilabel needs its own environment (its pins clash with ours), made by `make bench-env`.
@@ -162,12 +162,12 @@ def _child_distilabel(work: dict, spans: str) -> None:
 def workload(prompts: int, max_tokens: int) -> dict:
     """The demo recipe's first generation batch of `prompts` prompts, as plain JSON."""
     sys.path.insert(0, str(ROOT))
-    from flows import stages
     from flows.recipe import load_recipe
+    from flows.stages.origins import self_instruct_steps as stages
+    from generators.backends.vllm import cpu_dtype
     from generators.corpus import load_corpus
     from generators.models import resolve_model
     from generators.seeds import load_seeds
-    from generators.vllm_backend import cpu_dtype
 
     sets = [
         f"generate.prompts={prompts}",
@@ -185,7 +185,7 @@ def workload(prompts: int, max_tokens: int) -> dict:
     model = resolve_model(recipe.model.name).path
     from transformers import AutoTokenizer
 
-    from generators.vllm_backend import chat_prompt_ids
+    from generators.backends.vllm import chat_prompt_ids
 
     tokenizer = AutoTokenizer.from_pretrained(model)
     prompt_tokens = sum(len(chat_prompt_ids(tokenizer, c)) for c in conversations)
@@ -241,7 +241,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from generators.vllm_backend import cpu_engine_env
+    from generators.backends.vllm import cpu_engine_env
 
     sides = {"ours": sys.executable, "raw": sys.executable}
     if Path(args.distilabel_python).exists():
@@ -250,7 +250,7 @@ def main() -> None:
         print(f"note: no {args.distilabel_python} (run `make bench-env`): distilabel skipped")
     sys.path.insert(0, str(ROOT))
     from benchmarks.rerun import free_port
-    from flows.ui import api_url, start_server, stop_server, wait_healthy
+    from flows.ops.ui import api_url, start_server, stop_server, wait_healthy
 
     results: dict[str, list[dict]] = {side: [] for side in sides}
     began = time.perf_counter()

@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from flows.ui import api_url, start_server, stop_server, wait_healthy  # noqa: E402
+from flows.ops.ui import api_url, start_server, stop_server, wait_healthy  # noqa: E402
 
 SELFALIGN = Path(sys.executable).with_name("selfalign")
 

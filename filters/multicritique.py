@@ -27,7 +27,9 @@ from typing import Any
 
 from filters.judge_io import chat, response_blocks, tag, task_blocks, user_turn
 from filters.multicritique_parse import DEFAULT_SEVERITY, MAX_UNITS, SEVERITIES, severity
-from filters.multicritique_parse import parse_comparison as parse_comparison  # flows.calibrate
+from filters.multicritique_parse import (
+    parse_comparison as parse_comparison,  # flows.stages.calibrate
+)
 from generators.errors import SelfAlignError
 from generators.llm import Conversation, Sampling
 from generators.records import parts_digest

@@ -263,7 +263,7 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
 
 
 def _origins_section(manifest: dict[str, Any]) -> list[str]:
-    """Records by origin and the support of their answers (flows/origins.py)."""
+    """Records by origin and the support of their answers (flows/stages/mix.py)."""
     support = manifest.get("support") or {}
     if not support:
         return []
@@ -284,7 +284,7 @@ def _origins_section(manifest: dict[str, Any]) -> list[str]:
 
 
 def _decontamination_section(manifest: dict[str, Any]) -> list[str]:
-    """N-gram overlap with the held-out sets (flows/decontaminate.py), when the stage ran."""
+    """N-gram overlap with the held-out sets (flows/stages/decontaminate.py), when the stage ran."""
     d = manifest.get("decontamination") or {}
     if not d:
         return []

@@ -12,9 +12,9 @@
     facts       closed-book rows on the passages' atomic facts, by rules (mix.facts)
     grounding   each answer's support by its passages; a floor when grounding.min_support is set
     judged      dedup, rating, S3FT, SELF, MultiCritique when the recipe switches them on
-                (flows/judges.py), after calibrating the judges they use (flows/calibrate.py)
+                (flows/stages/judges/judged.py), after calibrating the judges they use (flows/stages/calibrate.py)
     mix         origins cut to the recipe's shares (when more than one is on)
-    select      utility-diversity selection to a budget, when switched on (flows/select.py)
+    select      utility-diversity selection to a budget, when switched on (flows/stages/select.py)
     decontam.   drop records sharing a 13-gram with a held-out question or answer
     export      train.jsonl / train.parquet / hf / rejected.jsonl / extra datasets / data card
 
@@ -37,23 +37,23 @@ from prefect.cache_policies import NO_CACHE
 
 from filters.heuristics import heuristic_filter
 from filters.novelty import NoveltyPool, novelty_filter
-from flows import stages
-from flows.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
-from flows.decontaminate import decontaminate_stage
-from flows.ingest import ingest, stream_ingest
-from flows.judges import judge_records
-from flows.origins import (
+from flows.ops.serve import trigger_fine_tune
+from flows.recipe import Recipe, with_overrides
+from flows.run import Run
+from flows.rundir import write_manifest
+from flows.stages.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
+from flows.stages.decontaminate import decontaminate_stage
+from flows.stages.ingest import ingest, stream_ingest
+from flows.stages.judges.judged import judge_records
+from flows.stages.mix import (
     backtranslate_records,
     facts_records,
     grounding_stage,
     mix_stage,
     reading_records,
 )
-from flows.recipe import Recipe, with_overrides
-from flows.run import Run
-from flows.rundir import write_manifest
-from flows.select import select_stage
-from flows.serve import trigger_fine_tune
+from flows.stages.origins import self_instruct_steps as stages
+from flows.stages.select import select_stage
 from flows.train import fine_tune, write_rounds
 from generators.corpus import Passage
 from generators.llm import Sampling
@@ -200,7 +200,7 @@ def corpus_and_index(run: Run) -> tuple[list[Passage], Mapping[str, str]]:
     """Ingest and index the corpus; returns the passages generation draws from and texts by id.
 
     In memory by default; `corpus.stream`: straight into the index, generation drawing from a
-    seeded sample and texts read back from index/passages.parquet (flows/ingest.py)."""
+    seeded sample and texts read back from index/passages.parquet (flows/stages/ingest.py)."""
     cfg = run.recipe.corpus
     if cfg.stream:
         with run.timed("corpus"):

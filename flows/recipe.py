@@ -42,7 +42,7 @@ from trainers.uds import DEFAULT_ALPHA, DEFAULT_BUFFER, DEFAULT_K, DEFAULT_SKETC
 
 # Defaults are the constants of the modules that use them (imported above, none imports a model
 # library). The respond penalty is used through the recipe only, so it is named here; the judged
-# stages' rewrites (flows/judges.py) use the same one.
+# stages' rewrites (flows/stages/judges/judged.py) use the same one.
 REPETITION_PENALTY = 1.15  # small models repeat themselves without it
 
 
@@ -109,7 +109,7 @@ class CorpusConfig(Strict):
 
 class OpenAIConfig(Strict):
     """An OpenAI-compatible chat server (vLLM's server, SGLang, TGI, Ollama, a hosted API), or a
-    fleet of them: requests are spread over `base_urls` (generators/openai_backend.py)."""
+    fleet of them: requests are spread over `base_urls` (generators/backends/openai.py)."""
 
     base_urls: list[str] = Field(
         min_length=1, description="server URLs ending in /v1, e.g. http://127.0.0.1:8000/v1"
@@ -398,7 +398,7 @@ class MultiCritiqueConfig(Strict):
 
 
 class CalibrationConfig(Strict):
-    """Judge calibration on a labelled check set (flows/calibrate.py)."""
+    """Judge calibration on a labelled check set (flows/stages/calibrate.py)."""
 
     check_set: str | None = Field(None, description="held-out QA JSONL (question, answer)")
     size: int = Field(40, ge=2, description="QA pairs used (each gives a correct + a wrong item)")
@@ -538,10 +538,10 @@ class TrainConfig(Strict):
 
 
 ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
-# Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablate.py).
+# Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablation/ablate.py).
 MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft",
                 "self_refine", "multicritique", "mix", "select")  # fmt: skip
-# `origin-<name>`: one origin's records as they reached the mix (flows/origins.py)
+# `origin-<name>`: one origin's records as they reached the mix (flows/stages/mix.py)
 ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading", "facts")
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
 EXTRA_SFT = get_args(ExtraSFT)
@@ -549,7 +549,7 @@ EXTRA_SFT = get_args(ExtraSFT)
 
 class AblateConfig(Strict):
     """`selfalign ablate`: one LoRA per variant, same base model and training-token budget,
-    each measured on the dev and test splits (flows/ablate.py)."""
+    each measured on the dev and test splits (flows/ablation/ablate.py)."""
 
     variants: list[str] = Field(
         default_factory=lambda: list(ABLATE_VARIANTS),

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from flows import rundir
-from flows.artifacts import flow_run_id, publish_run
 from flows.counts import engine_time, stage_counts, versions
 from flows.export import Datasets, data_card, write_export
-from flows.ingest import StreamedCorpus
+from flows.ops.artifacts import flow_run_id, publish_run
+from flows.ops.scale import ClusterEncoder, cluster_minhashes
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
-from flows.scale import ClusterEncoder, cluster_minhashes
-from flows.stages import derive_seed
+from flows.stages.ingest import StreamedCorpus
+from flows.stages.origins.self_instruct_steps import derive_seed
 from flows.tasks import (
     LLM_CALLS,
     OPENAI_STATS,
@@ -32,12 +32,12 @@ from flows.tasks import (
     retrieve_batch,
 )
 from generators.corpus import Corpus, Passage
-from generators.embedder import embedder_id
-from generators.index import MANIFEST_FILE, PassageIndex, corpus_key
 from generators.io import iter_jsonl_objects, write_jsonl_atomic, write_text_atomic
 from generators.llm import Conversation, Sampling, resolve_backend_name
 from generators.models import resolve_model
 from generators.records import Record
+from generators.retrieval.embedder import embedder_id
+from generators.retrieval.index import MANIFEST_FILE, PassageIndex, corpus_key
 
 RESPONSE_CACHE = ".response-cache"  # default response cache folder, under runs_dir
 
@@ -84,8 +84,8 @@ class Run:
     rejected: list[Record] = field(default_factory=list)  # every stage's drops, for the export
     seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
     # manifest sections, written by the stage that measures them and read by nothing but `finish`
-    calibration: dict[str, Any] = field(default_factory=dict)  # flows/calibrate.py
-    decontamination: dict[str, Any] = field(default_factory=dict)  # flows/decontaminate.py
+    calibration: dict[str, Any] = field(default_factory=dict)  # flows/stages/calibrate.py
+    decontamination: dict[str, Any] = field(default_factory=dict)  # flows/stages/decontaminate.py
     support: dict[str, Any] = field(default_factory=dict)  # origin -> distribution (origins.py)
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
     llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)

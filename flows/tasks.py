@@ -32,11 +32,11 @@ LLM_CALLS = {"batches": 0, "conversations": 0}
 # When this process's model backend became ready (unix time, after the engine started) and the
 # seconds spent inside its `chat` since: the engine's busy fraction in the manifest.
 ENGINE = {"ready_at": 0.0, "busy_seconds": 0.0, "output_tokens": 0}
-# Requests of the OpenAI-compatible backend in this process (generators/openai_backend.py).
+# Requests of the OpenAI-compatible backend in this process (generators/backends/openai.py).
 OPENAI_STATS = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
 # Modules whose source shapes the generation stages' prompts and parsing; a judged stage names
 # its own module (e.g. "filters.rating"), so editing a judge does not invalidate generation.
-PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages")
+PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages.origins.self_instruct_steps")
 
 
 def content_key(*parts: Any) -> str:
@@ -61,7 +61,7 @@ def given_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
 def openai_options(options: str) -> dict[str, Any]:
     """OpenAIBackend arguments from the recipe's `model.openai` section (as JSON); the API key
     comes from the environment variable the section names, so it is never a task parameter."""
-    from generators.openai_backend import api_key_from
+    from generators.backends.openai import api_key_from
 
     opts = json.loads(options or "{}")
     key_env = opts.pop("api_key_env", None)
@@ -82,7 +82,7 @@ def get_llm(backend: str, model: str, options: str = "") -> LLM:
 
 @lru_cache(maxsize=2)
 def get_embedder(name: str):
-    from generators.embedder import Embedder
+    from generators.retrieval.embedder import Embedder
 
     return Embedder(name)
 
@@ -124,7 +124,7 @@ def llm_batch(
 @task(cache_key_fn=given_key, persist_result=True)
 def build_index(key: str, folder: str, embedder: str, ids: list[str], texts: list[str]) -> str:
     """Embed the corpus passages into a faiss index folder (reused while unchanged)."""
-    from generators.index import PassageIndex
+    from generators.retrieval.index import PassageIndex
 
     PassageIndex.build_or_load(ids, texts, get_embedder(embedder), folder)
     return folder
@@ -133,7 +133,7 @@ def build_index(key: str, folder: str, embedder: str, ids: list[str], texts: lis
 @lru_cache(maxsize=2)
 def get_index(folder: str, embedder: str, manifest: str):
     """A loaded index, read from disk once per process while its manifest is unchanged."""
-    from generators.index import PassageIndex
+    from generators.retrieval.index import PassageIndex
 
     return PassageIndex.load(folder, get_embedder(embedder))
 
@@ -143,7 +143,7 @@ def retrieve_batch(
     key: str, folder: str, embedder: str, queries: list[str], k: int
 ) -> list[list[tuple[str, float]]]:
     """Top-k passages (id, cosine) for each query."""
-    from generators.index import MANIFEST_FILE
+    from generators.retrieval.index import MANIFEST_FILE
 
     if k == 0:
         return [[] for _ in queries]

@@ -22,7 +22,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.artifacts import publish_training
+from flows.ops.artifacts import publish_training
 from flows.recipe import Recipe, TrainConfig, load_recipe
 from flows.tasks import code_version, content_key, get_llm, given_key
 from flows.train_rows import training_rows
@@ -123,8 +123,8 @@ def release_inference() -> None:
     import sys
 
     get_llm.cache_clear()
-    if "generators.vllm_backend" in sys.modules:
-        sys.modules["generators.vllm_backend"].release_engines()
+    if "generators.backends.vllm" in sys.modules:
+        sys.modules["generators.backends.vllm"].release_engines()
 
 
 def promote_line(before: dict, after: dict, cfg) -> tuple[bool, str]:

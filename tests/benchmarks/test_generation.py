@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from flows import counts, stages
+from flows import counts
+from flows.stages.origins import self_instruct_steps as stages
 from tests.benchmarks import load_script
 
 

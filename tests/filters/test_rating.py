@@ -9,8 +9,8 @@ from filters.rating import (
     rate,
     rating_sampling,
 )
+from generators.backends.fake import FakeLLM
 from generators.errors import SelfAlignError
-from generators.fake_llm import FakeLLM
 from generators.llm import Sampling
 from generators.records import Record
 

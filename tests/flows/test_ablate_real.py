@@ -29,7 +29,7 @@ def tiny_knowledge_set(tmp_path) -> Path:
 def test_ablate_writes_every_output_then_reruns_from_cache(prefect_harness, tmp_path):
     import yaml
 
-    from flows.ablate import ablate
+    from flows.ablation.ablate import ablate
 
     run = exported_run(tmp_path)
     recipe = yaml.safe_load((run / "recipe.yaml").read_text())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.ablate import expand
-from flows.ablation_data import (
+from flows.ablation.ablate import expand
+from flows.ablation.data import (
     budget_rows,
     corpus_rows,
     first_sentence,
@@ -15,7 +15,7 @@ from flows.ablation_data import (
     origin_rows,
     random_rows,
 )
-from flows.ablation_report import (
+from flows.ablation.report import (
     card_section,
     compare,
     markdown_table,
@@ -165,7 +165,7 @@ def _chat(user: str, answer: str) -> dict:
 
 
 def test_extra_sft_rows_follow_the_export_in_training_and_in_recipe_plus_variants(tmp_path) -> None:
-    from flows.ablate import variant_records
+    from flows.ablation.ablate import variant_records
     from flows.recipe import Recipe, TrainConfig
     from flows.train import sft_data
 
@@ -234,7 +234,7 @@ def test_covered_minus_uncovered_is_the_knowledge_gap_with_its_own_columns() -> 
 
 
 def test_knowledge_parts_split_the_shipped_set_by_id_and_name_a_bad_line(tmp_path) -> None:
-    from flows.ablate import knowledge_parts
+    from flows.ablation.ablate import knowledge_parts
 
     path = Path(__file__).resolve().parents[2] / "data" / "biomed" / "knowledge_mc.jsonl"
     parts = knowledge_parts(str(path), seed=0, test_fraction=0.5)
@@ -251,7 +251,7 @@ def test_knowledge_parts_split_the_shipped_set_by_id_and_name_a_bad_line(tmp_pat
 
 
 def test_recipe_without_an_origin_drops_only_its_rows(tmp_path) -> None:
-    from flows.ablate import variant_records
+    from flows.ablation.ablate import variant_records
     from flows.recipe import Recipe
 
     run = tmp_path / "run"

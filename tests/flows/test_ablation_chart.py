@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from flows import ablation_chart
-from flows.ablation_chart import (
+from flows.ablation import chart as ablation_chart
+from flows.ablation.chart import (
     GREEN,
     GREY,
     RED,
@@ -21,7 +21,7 @@ from flows.ablation_chart import (
     tick_label,
     verdict,
 )
-from flows.ablation_report import chart_png as report_chart_png
+from flows.ablation.report import chart_png as report_chart_png
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from flows import artifacts as art
-from flows import funnel_plot as plot
+from flows.ops import artifacts as art
+from flows.ops import funnel_plot as plot
 from generators.records import Record
 
 STAGES = [

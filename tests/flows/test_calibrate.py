@@ -1,6 +1,6 @@
-"""Which judges the pipeline stops using after calibration (flows/calibrate.py), no model."""
+"""Which judges the pipeline stops using after calibration (flows/stages/calibrate.py), no model."""
 
-from flows.calibrate import skipped_judges
+from flows.stages.calibrate import skipped_judges
 
 
 def test_only_judges_under_the_bar_with_on_low_skip_are_skipped_each_with_why():

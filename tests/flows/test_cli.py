@@ -28,7 +28,7 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> N
 
 def test_help_imports_no_heavy_library():
     code = (
-        "import sys; from typer.testing import CliRunner; from flows.cli import app; "
+        "import sys; from typer.testing import CliRunner; from flows.cli.app import app; "
         "r = CliRunner().invoke(app, ['--help']); "
         "heavy = [m for m in ('torch', 'vllm', 'transformers', 'faiss', 'prefect') "
         "if m in sys.modules]; "

@@ -2,8 +2,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from filters.decontam import decontaminate
-from flows.decontaminate import decontaminate_stage, heldout_index, heldout_sources
 from flows.recipe import validated
+from flows.stages.decontaminate import decontaminate_stage, heldout_index, heldout_sources
 from generators.records import Record
 from generators.seeds import load_seeds
 

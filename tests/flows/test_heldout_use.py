@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.calibrate import check_items
 from flows.recipe import load_recipe, validated
+from flows.stages.calibrate import check_items
 from trainers.heldout import load_split
 
 ROOT = Path(__file__).resolve().parents[2]

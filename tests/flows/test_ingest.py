@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from flows.ingest import ingest, without_near_duplicates
 from flows.recipe import CorpusConfig
+from flows.stages.ingest import ingest, without_near_duplicates
 from generators.corpus import Corpus, Passage
 
 HEART = (

@@ -1,4 +1,4 @@
-"""Control flow of the judged stages (flows/judges.py) with scripted replies per stage.
+"""Control flow of the judged stages (flows/stages/judges/judged.py) with scripted replies per stage.
 
 A fake run stands in for `Run`: it answers `llm_all` from a script keyed by stage name and keeps
 what each stage wrote. Real-model behaviour is in test_judges_real.py.
@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from flows import judges
 from flows.recipe import Recipe
+from flows.stages.judges import judged as judges
 from generators.records import Record
 
 

@@ -81,10 +81,10 @@ def judged_recipe(tmp_path: Path) -> dict:
 def judged_run(vllm_llm, prefect_harness, tmp_path_factory):
     """All judged stages once on the demo records; returns (run, {stage: (in, out)}), the extra
     datasets under "datasets"."""
-    from flows import judges
-    from flows.calibrate import calibrate, skipped_judges
     from flows.recipe import Recipe
     from flows.run import Run
+    from flows.stages.calibrate import calibrate, skipped_judges
+    from flows.stages.judges import judged as judges
 
     tmp = tmp_path_factory.mktemp("judged")
     run = Run.start(Recipe.model_validate(judged_recipe(tmp)))
@@ -138,7 +138,7 @@ def test_rating_threshold_drops_the_records_scored_under_it(judged_run):
     """The fixture's threshold (1) keeps every parsed score; the same replies (from the cache: no
     new LLM call) under a threshold above the lowest score must drop exactly those below it."""
     from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
-    from flows.judges import RATING
+    from flows.stages.judges.judged import RATING
 
     run, seen = judged_run
     records, kept = seen["rating"]

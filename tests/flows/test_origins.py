@@ -1,9 +1,9 @@
-"""The mix between origins (pure parts of flows/origins.py) and its recipe section."""
+"""The mix between origins (pure parts of flows/stages/mix.py) and its recipe section."""
 
 import pytest
 
-from flows.origins import mix_counts, origin
 from flows.recipe import MixConfig
+from flows.stages.mix import mix_counts, origin
 from generators.records import Record
 
 
@@ -47,8 +47,8 @@ def test_ablate_variants_name_origins():
 def test_the_mix_cuts_the_other_origins_and_keeps_every_facts_row():
     from types import SimpleNamespace
 
-    from flows.origins import mix_stage
     from flows.recipe import Recipe
+    from flows.stages.mix import mix_stage
 
     recipe = Recipe.model_validate(
         {"name": "x", "seeds": "s", "corpus": {"path": "c"},

@@ -15,7 +15,7 @@ import pytest
 from flows import run as run_module
 from flows.recipe import Recipe
 from flows.rundir import FAILED_FILE
-from generators.fake_llm import FakeLLM
+from generators.backends.fake import FakeLLM
 from generators.llm import Sampling
 
 # the tasks run outside a flow here, so Prefect has no flow run to send their logs to

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flows.ops.scale import MIN_CHUNK, chunked
 from flows.recipe import RunnerConfig
-from flows.scale import MIN_CHUNK, chunked
 from flows.tasks import LLM_CALLS
 
 from .test_flow import tiny_recipe
@@ -26,7 +26,7 @@ def test_chunks_keep_order_and_a_minimum_size():
 
 @pytest.fixture(scope="module")
 def dask_cluster():
-    from flows.scale import close_local_clusters
+    from flows.ops.scale import close_local_clusters
 
     yield RunnerConfig(kind="dask", workers=2)
     close_local_clusters()
@@ -37,7 +37,7 @@ def test_dask_embeddings_and_minhashes_equal_the_local_ones(prefect_harness, das
     from prefect import flow
 
     from filters.dedup import minhashes
-    from flows.scale import ClusterEncoder, cluster_minhashes
+    from flows.ops.scale import ClusterEncoder, cluster_minhashes
     from flows.tasks import get_embedder
 
     texts = [f"passage {i}: enzyme {i % 7} binds substrate {i % 11}" for i in range(300)]
@@ -62,7 +62,7 @@ def _same_index(a: Path, b: Path, queries: list[str]) -> None:
     """Both indexes hold the same vectors (to float noise: the cluster embeds in other batches)
     and rank the same passages for `queries`."""
     from flows.tasks import get_embedder
-    from generators.index import PassageIndex
+    from generators.retrieval.index import PassageIndex
 
     first, second = (PassageIndex.load(f, get_embedder("default")) for f in (a, b))
     assert first.ids == second.ids
@@ -83,8 +83,8 @@ def _export(run_dir: Path) -> list[dict]:
 def test_flow_on_a_local_two_worker_cluster_gives_the_default_runners_records(
     vllm_llm, prefect_harness, dask_cluster, tiny_run, tmp_path
 ):
+    from flows.ops.scale import _CLUSTERS
     from flows.pipeline import self_specialize
-    from flows.scale import _CLUSTERS
 
     dedup = {"minhash": True, "embedding": True, "cosine": 0.9}
     default = {**tiny_recipe(tmp_path, "threads"), "dedup": dedup}

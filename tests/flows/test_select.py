@@ -1,4 +1,4 @@
-"""Control flow of the selection stage (flows/select.py) with a fake run, embedder and IFD task.
+"""Control flow of the selection stage (flows/stages/select.py) with a fake run, embedder and IFD task.
 
 No model is loaded: the embedder maps each instruction to a fixed vector and the IFD task is a
 stand-in that records what it was asked. The real path is covered end to end elsewhere.
@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from flows import select
 from flows.counts import reason_kind, stage_counts
 from flows.export import user_message
 from flows.recipe import Recipe
+from flows.stages import select
 from flows.tasks import content_key
 from generators.records import Record
 

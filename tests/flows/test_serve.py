@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows.ops.serve import deployment_names, schedule
+from flows.ops.ui import api_url, start_server, stop_server, wait_healthy
 from flows.recipe import Recipe
-from flows.serve import deployment_names, schedule
-from flows.ui import api_url, start_server, stop_server, wait_healthy
 
 from .test_flow import tiny_recipe
 
@@ -190,7 +190,7 @@ def _serve_and_check(api: str, tmp_path: Path) -> None:
 
 
 def test_trigger_without_a_deployment_is_reported_not_raised(prefect_harness, tmp_path):
-    from flows.serve import trigger_fine_tune
+    from flows.ops.serve import trigger_fine_tune
 
     recipe = Recipe.model_validate(
         {**serve_recipe(tmp_path, "unserved"), "serve": {"trigger_fine_tune": True}}

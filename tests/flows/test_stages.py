@@ -1,8 +1,8 @@
 """The pure glue between prompts, replies and records (no model)."""
 
-from flows import stages
 from flows.counts import reason_kind, stage_counts
 from flows.recipe import GenerateConfig
+from flows.stages.origins import self_instruct_steps as stages
 from generators.corpus import Passage
 from generators.records import Record
 from generators.seeds import Seed

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.ingest import DROPPED_FILE, stream_ingest
 from flows.recipe import CorpusConfig, load_recipe
+from flows.stages.ingest import DROPPED_FILE, stream_ingest
 from generators.corpus import Passage
 from generators.errors import SelfAlignError
-from generators.index import INDEX_FILE, MANIFEST_FILE, PassageIndex
-from generators.passages_file import PassageTexts, sample_passages
+from generators.retrieval.index import INDEX_FILE, MANIFEST_FILE, PassageIndex
+from generators.retrieval.passages_file import PassageTexts, sample_passages
 
 DIM, BUCKETS = 64, 4096
 

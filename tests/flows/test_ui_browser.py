@@ -1,4 +1,4 @@
-"""The Prefect dashboard in a real browser: a tiny run reports to a server started by flows/ui.py,
+"""The Prefect dashboard in a real browser: a tiny run reports to a server started by flows/ops/ui.py,
 then headless chromium renders its flow run page and its funnel artifacts.
 
 Screenshots are kept in test-output/ui/ (the test prints their paths).
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.ui import api_url, dashboard_url, start_server, stop_server, wait_healthy
+from flows.ops.ui import api_url, dashboard_url, start_server, stop_server, wait_healthy
 from tests.flows.test_flow import small_corpus
 
 pytestmark = pytest.mark.slow

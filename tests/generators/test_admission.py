@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from generators.vllm_admission import request_tokens, run_admitted
+from generators.backends.vllm_admission import request_tokens, run_admitted
 
 
 @dataclass

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from generators.backends.vllm import get_engine, to_vllm_params
 from generators.llm import Sampling
-from generators.vllm_backend import get_engine, to_vllm_params
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,13 @@ import pytest
 
 from generators.corpus import Passage
 from generators.errors import SelfAlignError
-from generators.index import INDEX_FILE, MANIFEST_FILE, PASSAGES_FILE, PassageIndex, corpus_key
+from generators.retrieval.index import (
+    INDEX_FILE,
+    MANIFEST_FILE,
+    PASSAGES_FILE,
+    PassageIndex,
+    corpus_key,
+)
 
 pytestmark = pytest.mark.slow
 

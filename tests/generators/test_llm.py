@@ -1,7 +1,7 @@
 import pytest
 
+from generators.backends.fake import FakeLLM
 from generators.errors import SelfAlignError
-from generators.fake_llm import FakeLLM
 from generators.llm import LLM, Sampling, encodable, load_backend, truncate_at_stop
 
 
@@ -52,7 +52,7 @@ def test_fake_llm_follows_the_protocol():
 
 
 def test_cpu_engine_env_gives_small_machines_no_scheduler_core():
-    from generators.vllm_backend import cpu_engine_env
+    from generators.backends.vllm import cpu_engine_env
 
     assert cpu_engine_env(2) == {"VLLM_CPU_KVCACHE_SPACE": "2", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     assert cpu_engine_env(16) == {"VLLM_CPU_KVCACHE_SPACE": "2"}

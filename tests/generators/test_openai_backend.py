@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from generators.backends.openai import OpenAIBackend, backoff_delay, request_params
 from generators.errors import SelfAlignError
 from generators.llm import Sampling, load_backend
-from generators.openai_backend import OpenAIBackend, backoff_delay, request_params
 from tests.faultproxy import FaultProxy
 
 SECRET = "sk-test-3f9a1c77e2b54d0d"
@@ -307,7 +307,7 @@ def test_openai_options_take_the_key_from_the_named_variable(monkeypatch, tmp_pa
     ],
 )
 def test_error_details_of_the_usual_server_shapes(body, detail):
-    from generators.openai_backend import error_detail
+    from generators.backends.openai import error_detail
 
     assert error_detail(body) == detail
 

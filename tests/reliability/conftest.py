@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from generators.fake_llm import FakeLLM
+from generators.backends.fake import FakeLLM
 from tests.reliability.fakes import HashEmbedder
 
 
@@ -15,14 +15,14 @@ def fake_models(monkeypatch) -> Callable[[Callable], FakeLLM]:
     """`fake_models(reply)`: the flow's LLM tasks answer with `reply(conversation)`, its index
     uses HashEmbedder, and loading a real backend or embedder fails the test."""
     import flows.tasks
-    import generators.embedder
     import generators.llm
+    import generators.retrieval.embedder
 
     def no_model(*args, **kwargs):
         raise AssertionError("a real model was loaded")
 
     monkeypatch.setattr(generators.llm, "load_backend", no_model)
-    monkeypatch.setattr(generators.embedder, "Embedder", no_model)
+    monkeypatch.setattr(generators.retrieval.embedder, "Embedder", no_model)
     embedder = HashEmbedder()
     monkeypatch.setattr(flows.tasks, "get_embedder", lambda name: embedder)
 

@@ -32,11 +32,11 @@ from pathlib import Path
 import flows.export
 import flows.rundir
 import flows.tasks
-import generators.embedder
-import generators.index
 import generators.llm
+import generators.retrieval.embedder
+import generators.retrieval.index
 from flows.recipe import load_recipe
-from generators.fake_llm import FakeLLM
+from generators.backends.fake import FakeLLM
 from tests.reliability.fakes import HashEmbedder, stage_of
 from tests.reliability.test_bad_model_output import GOOD
 
@@ -69,7 +69,7 @@ class Driver:
             raise AssertionError("a real model was loaded")
 
         generators.llm.load_backend = no_model
-        generators.embedder.Embedder = no_model
+        generators.retrieval.embedder.Embedder = no_model
         embedder = HashEmbedder()
         flows.tasks.get_embedder = lambda name: embedder
         llm = FakeLLM(reply)
@@ -116,7 +116,7 @@ class Driver:
         flows.rundir.write_manifest = killing_write_manifest
 
     def wrap_index(self) -> None:
-        build_or_load = generators.index.PassageIndex.build_or_load
+        build_or_load = generators.retrieval.index.PassageIndex.build_or_load
         driver = self
 
         class KillingEmbedder:
@@ -133,7 +133,7 @@ class Driver:
         def killing_build_or_load(ids, texts, embedder, folder):
             return build_or_load(ids, texts, KillingEmbedder(embedder), folder)
 
-        generators.index.PassageIndex.build_or_load = staticmethod(killing_build_or_load)
+        generators.retrieval.index.PassageIndex.build_or_load = staticmethod(killing_build_or_load)
 
 
 def main(recipe: str, kill: str, events: str) -> None:

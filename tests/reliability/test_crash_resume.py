@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.ui import api_url, start_server, stop_server, wait_healthy
+from flows.ops.ui import api_url, start_server, stop_server, wait_healthy
 from tests.reliability.fakes import tiny_recipe
 
 pytestmark = pytest.mark.slow  # ~21 flow runs in subprocesses: ~2 min on 2 cores

@@ -9,14 +9,14 @@
     multicritique     critics, meta-critique, aggregated critiques -> export/critique_sft.jsonl,
                       revisions judged against the original -> export/dpo.jsonl
 
-A judge that failed calibration with `on_low: skip` (flows/calibrate.py:skipped_judges; its stage
+A judge that failed calibration with `on_low: skip` (flows/stages/calibrate.py:skipped_judges; its stage
 gets the reason as `skipped`) decides nothing: its stage passes records through with the reason in
 `meta`, S3FT compares with exact match instead, and MultiCritique still critiques but makes no
 preference pairs. SELF and MultiCritique return their extra datasets with their records.
 
 Every model call goes through `Run.llm_all` (cached batches, so reruns and resumes are free); the
 prompt building and parsing are the pure functions of `filters/`, and MultiCritique's model rounds
-are in `flows/critique_rounds.py`. Each stage writes its stage folder and keeps its verdicts in
+are in `flows/stages/judges/critique_rounds.py`. Each stage writes its stage folder and keeps its verdicts in
 the records' `meta`, dropped records included.
 """
 
@@ -34,12 +34,14 @@ from filters import self_refine as sr
 from filters.dedup import embedding_dedup, minhash_dedup
 from filters.multicritique_targets import critique_sft_row
 from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
-from flows import critique_rounds as cr
-from flows.critique_rounds import MULTI as MULTI  # flows.calibrate keys its batches with it
-from flows.critique_rounds import critic_names
 from flows.export import Datasets
 from flows.recipe import REPETITION_PENALTY
 from flows.run import Run
+from flows.stages.judges import critique_rounds as cr
+from flows.stages.judges.critique_rounds import (
+    MULTI as MULTI,  # flows.stages.calibrate keys its batches with it
+)
+from flows.stages.judges.critique_rounds import critic_names
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import Seed, load_seeds
@@ -259,7 +261,7 @@ def judge_records(
     run: Run, records: list[Record], seeds: list[Seed], skipped: Mapping[str, str]
 ) -> tuple[list[Record], Datasets]:
     """Every judged stage the recipe switches on, in order; `skipped`: judge -> why it is not
-    used (flows/calibrate.py:skipped_judges). Returns the records and the extra datasets."""
+    used (flows/stages/calibrate.py:skipped_judges). Returns the records and the extra datasets."""
     r = run.recipe
     datasets: Datasets = {}
     records = dedup_stages(run, records)

@@ -7,7 +7,7 @@ requests in flight, each sent to the base URL with the fewest requests in flight
 with full jitter; other errors (400, 401, 404...) fail at once. A conversation that still fails gets
 empty completions and is listed in `last_failures`: one bad request never sinks a batch, and the
 stages drop empty replies with their usual reasons. Successful replies go to a persistent response
-cache (generators/response_cache.py), so a rerun sends nothing that was answered before.
+cache (generators/backends/response_cache.py), so a rerun sends nothing that was answered before.
 
 Seeds: conversation i of a batch is sent seed + i, like the vLLM backend.
 The API key is only handed to the SDK client: never logged, stored, or put in an error line.
@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from generators.backends.response_cache import ResponseCache, request_key
 from generators.errors import SelfAlignError, first_line
 from generators.llm import Conversation, Sampling, encodable, new_usage
-from generators.response_cache import ResponseCache, request_key
 
 log = logging.getLogger("selfalign")
 

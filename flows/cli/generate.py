@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_common import BackendOpt, ModelOpt, setup_logging, stderr
+from flows.cli.common import BackendOpt, ModelOpt, setup_logging, stderr
 from generators.errors import SelfAlignError
 
 
@@ -84,6 +84,6 @@ def _server_options(backend: str, base_urls: list[str], api_key_env: str | None)
         return {}
     if not base_urls:
         raise SelfAlignError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-    from generators.openai_backend import api_key_from
+    from generators.backends.openai import api_key_from
 
     return {"base_urls": base_urls, "api_key": api_key_from(api_key_env, "--api-key-env")}

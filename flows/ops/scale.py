@@ -11,7 +11,7 @@ The recipe's `runner:` section picks where embedding and MinHash signatures are 
 Only the map over chunks is distributed; what depends on order (the faiss index, the sequential
 dedup that keeps the first of a group) stays in the flow process, so both runners give the same
 records. LLM generation scales differently: point the OpenAI-compatible backend at a fleet of
-inference servers (generators/openai_backend.py).
+inference servers (generators/backends/openai.py).
 """
 
 from __future__ import annotations

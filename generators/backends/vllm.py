@@ -8,7 +8,7 @@ costs ~80 s more at start for ~10 % throughput and its cache does not reload).
 vLLM starts its engine core with spawn: build engines inside functions (never at import time).
 
 A batch larger than the KV cache is not handed to the engine in one go: the requests in flight
-stay within the cache (generators/vllm_admission.py).
+stay within the cache (generators/backends/vllm_admission.py).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sys
 import time
 from typing import Any
 
+from generators.backends.vllm_admission import kv_capacity, request_tokens, run_admitted
 from generators.llm import Conversation, Sampling, new_usage
 from generators.models import ModelRef, load_error
-from generators.vllm_admission import kv_capacity, request_tokens, run_admitted
 
 log = logging.getLogger("selfalign")
 

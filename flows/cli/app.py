@@ -18,11 +18,11 @@ import sys
 
 import typer
 
-from flows.cli_calibrate import calibrate
-from flows.cli_generate import generate, models_prepare
-from flows.cli_run import demo, export_run, run
-from flows.cli_serve import serve, ui
-from flows.cli_train import ablate, train
+from flows.cli.calibrate import calibrate
+from flows.cli.generate import generate, models_prepare
+from flows.cli.run import demo, export_run, run
+from flows.cli.serve import serve, ui
+from flows.cli.train import ablate, train
 from generators.errors import SelfAlignError
 
 app = typer.Typer(

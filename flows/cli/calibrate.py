@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_checks import check_model, check_runs_dir, prefect_defaults
-from flows.cli_common import SetOpt, setup_logging
+from flows.cli.checks import check_model, check_runs_dir, prefect_defaults
+from flows.cli.common import SetOpt, setup_logging
 from generators.errors import SelfAlignError
 
 
@@ -31,7 +31,7 @@ def calibrate(
 
     setup_logging()
     loaded = load_recipe(recipe, set_ or [])
-    from flows.calibrate import JUDGES
+    from flows.stages.calibrate import JUDGES
 
     for name in judge or []:
         if name not in JUDGES:

@@ -26,10 +26,10 @@ from filters.dedup import near_duplicate_texts
 from flows.recipe import CorpusConfig
 from generators.corpus import Corpus, Passage, iter_passages, load_corpus, source_digest
 from generators.errors import SelfAlignError
-from generators.index import IDS_FILE, MANIFEST_FILE, PassageIndex
 from generators.io import write_text_atomic
-from generators.passages_file import PassageTexts, sample_passages
 from generators.records import parts_digest
+from generators.retrieval.index import IDS_FILE, MANIFEST_FILE, PassageIndex
+from generators.retrieval.passages_file import PassageTexts, sample_passages
 
 log = logging.getLogger("selfalign")
 DROPPED_FILE = "dropped.jsonl"  # streamed ingest: passages not indexed, with their reasons

@@ -11,7 +11,7 @@ from generators.errors import SelfAlignError
 def check_model(recipe) -> None:
     """A local model must resolve; a server's model needs only its API key variable set."""
     if recipe.model.backend == "openai":
-        from generators.openai_backend import api_key_from
+        from generators.backends.openai import api_key_from
 
         api_key_from(recipe.model.openai.api_key_env, "model.openai.api_key_env")
         return

@@ -27,9 +27,9 @@ from filters import multicritique as mc
 from filters import s3ft
 from filters import self_refine as sr
 from filters.rating import build_rating_prompt, parse_rating, rating_sampling
-from flows.judges import MULTI, RATING, S3FT, SELF
 from flows.recipe import Recipe
 from flows.run import Run
+from flows.stages.judges.judged import MULTI, RATING, S3FT, SELF
 from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 

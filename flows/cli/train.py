@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_checks import (
+from flows.cli.checks import (
     check_corpus,
     check_inputs,
     check_model,
     check_train,
     prefect_defaults,
 )
-from flows.cli_common import SetOpt, setup_logging, stderr
+from flows.cli.common import SetOpt, setup_logging, stderr
 from generators.errors import SelfAlignError
 
 
@@ -78,8 +78,8 @@ def ablate(
         check_model(loaded)
     check_train(loaded)
     prefect_defaults()
-    from flows.ablate import ablate as ablate_flow
-    from flows.ablation_report import markdown_table
+    from flows.ablation.ablate import ablate as ablate_flow
+    from flows.ablation.report import markdown_table
 
     result = ablate_flow(
         recipe=loaded.model_dump(), run_dir=str(run_dir.resolve()) if run_dir else None

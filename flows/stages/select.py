@@ -16,8 +16,8 @@ from prefect import task
 from filters.dedup import record_text
 from filters.selection import IFD_MAX, OVER_BUDGET, ifd_utilities, rating_utilities, select_diverse
 from flows.export import user_message
-from flows.judges import log
 from flows.run import Run
+from flows.stages.judges.judged import log
 from flows.tasks import code_version, content_key, get_embedder, given_key
 from generators.models import resolve_model
 from generators.records import Record
@@ -76,7 +76,7 @@ def select_stage(
     run: Run, records: list[Record], rating_skipped: str | None = None
 ) -> list[Record]:
     """Keep at most `select.budget` high-utility records, none closer than `select.tau`;
-    `rating_skipped`: why the rating judge was not used (flows/calibrate.py:skipped_judges)."""
+    `rating_skipped`: why the rating judge was not used (flows/stages/calibrate.py:skipped_judges)."""
     cfg = run.recipe.select
     if not cfg.enabled:
         return records

@@ -17,8 +17,8 @@ import random
 from prefect import get_run_logger
 
 from filters.support import distribution, score_support, support_filter
-from flows import stages
 from flows.run import Run
+from flows.stages.origins import self_instruct_steps as stages
 from generators.backtranslate import build_backtranslation_prompt, parse_question, spans
 from generators.corpus import Passage
 from generators.facts import facts_corpus

@@ -2,7 +2,7 @@
 
     <key>-funnel            table: stage, in, kept, dropped, reason, count (a row per drop reason)
     <key>-funnel-plot       markdown: records kept per stage as a bar chart (text, plus a PNG
-                            when Pillow is installed; flows/funnel_plot.py)
+                            when Pillow is installed; flows/ops/funnel_plot.py)
     <key>-kept-samples      table: the first curated records
     <key>-rejected-samples  table: dropped records, taken in turn from each stage, with the reason
     <key>-data-card         markdown: the export's README.md
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from flows.funnel_plot import plot_markdown
+from flows.ops.funnel_plot import plot_markdown
 from flows.rundir import FAILED_FILE  # written by flows/run.py: one failed request a line
 from generators.records import Record
 
@@ -64,7 +64,7 @@ def funnel_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def kept_rows(records: list[Record], n: int = SAMPLE_ROWS) -> list[dict[str, str]]:
-    """The first `n` curated records, text clipped, with origin and support (flows/origins.py)."""
+    """The first `n` curated records, text clipped, with origin and support (flows/stages/mix.py)."""
     return [
         {
             "id": r.id,

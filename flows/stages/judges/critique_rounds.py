@@ -1,4 +1,4 @@
-"""MultiCritique's model rounds, run in this order by `flows.judges.multicritique_stage`:
+"""MultiCritique's model rounds, run in this order by `flows.stages.judges.judged.multicritique_stage`:
 
     critique_round       every critic critiques every record          -> Judged.critiques
     meta_critique_round  the meta-critic judges every critique unit   -> Judged.summary

@@ -1,7 +1,7 @@
 """`selfalign ablate RECIPE`: does the curated data make the model better, against controls?
 
     base                   the model itself, untrained
-    corpus-only, random, recipe, recipe-minus-<stage>, origin-<origin>  (flows/ablation_data.py)
+    corpus-only, random, recipe, recipe-minus-<stage>, origin-<origin>  (flows/ablation/data.py)
     recipe-without-<origin>  the export without that origin's rows (recipe-without-facts)
     recipe+self_feedback, recipe+critique_sft    the export plus SELF's / MultiCritique's rows
 
@@ -30,12 +30,12 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 
 from filters.decontam import HeldoutIndex, decontaminate
-from flows import ablation_data as data
-from flows import ablation_report as report
-from flows.decontaminate import heldout_index, heldout_sources
+from flows.ablation import data as data
+from flows.ablation import report as report
 from flows.export import export_row, user_message
-from flows.ingest import ingest
 from flows.recipe import MINUS_STAGES, Recipe, with_overrides
+from flows.stages.decontaminate import heldout_index, heldout_sources
+from flows.stages.ingest import ingest
 from flows.tasks import code_version, content_key, given_key
 from flows.train import (
     EVAL_CODE,

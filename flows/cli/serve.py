@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_checks import check_inputs
-from flows.cli_common import SetOpt, setup_logging, stderr
+from flows.cli.checks import check_inputs
+from flows.cli.common import SetOpt, setup_logging, stderr
 from generators.errors import SelfAlignError
 
 
@@ -48,7 +48,7 @@ def serve(
             "selfalign serve needs a Prefect server: start one with `selfalign ui` (or `make ui`) "
             "and export the PREFECT_API_URL it prints"
         )
-    from flows.serve import deployment_names, schedule, serve_recipe
+    from flows.ops.serve import deployment_names, schedule, serve_recipe
 
     curate_name, train_name = deployment_names(loaded)
     when = schedule(loaded, cron, interval) or {"schedule": "none (runs when started)"}
@@ -68,6 +68,6 @@ def ui(
     port: Annotated[int, typer.Option(help="Port of the dashboard and its API.")] = 4200,
 ) -> None:
     """Start the Prefect server + dashboard (Ctrl-C stops it); prints the PREFECT_API_URL to use."""
-    from flows.ui import serve
+    from flows.ops.ui import serve
 
     serve(host, port, echo=typer.echo)

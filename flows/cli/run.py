@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from flows.cli_checks import check_inputs, prefect_defaults
-from flows.cli_common import SetOpt, setup_logging, stderr
+from flows.cli.checks import check_inputs, prefect_defaults
+from flows.cli.common import SetOpt, setup_logging, stderr
 from generators.errors import SelfAlignError
 
 

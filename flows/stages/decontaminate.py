@@ -14,9 +14,9 @@ from collections import Counter
 from pathlib import Path
 
 from filters.decontam import REASON_PREFIX, STAGE, HeldoutIndex, decontaminate
-from flows.judges import log
 from flows.recipe import Recipe
 from flows.run import Run
+from flows.stages.judges.judged import log
 from generators.records import Record
 
 

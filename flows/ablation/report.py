@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from flows.ablation_chart import chart_png
-from flows.artifacts import artifact_key, publish
+from flows.ablation.chart import chart_png
+from flows.ops.artifacts import artifact_key, publish
 from generators.io import write_text_atomic
 from trainers.heldout import difference_ci, gap_ci, mean_ci, relative_change_ci
 

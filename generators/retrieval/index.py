@@ -6,7 +6,7 @@ and current, and anything else is rebuilt. IndexFlatIP on normalized vectors = e
 
 `build_streaming` builds the same folder from a stream of passages (e.g. `iter_passages`), holding
 one batch of texts at a time, and also writes `passages.parquet` (id, doc_id, text) so later
-stages can look texts up without the corpus in memory (generators/passages_file.py). Its
+stages can look texts up without the corpus in memory (generators/retrieval/passages_file.py). Its
 `kind="fp16"` stores vectors as float16: half the memory (768 MB instead of 1.5 GB at a million
 384-d passages), cosines off by ~1e-3.
 
@@ -32,11 +32,11 @@ from typing import Any
 import numpy as np
 
 from generators.corpus import Passage
-from generators.embedder import Embedder
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_text_atomic
-from generators.passages_file import PASSAGES_FILE, passages_schema
 from generators.records import parts_digest
+from generators.retrieval.embedder import Embedder
+from generators.retrieval.passages_file import PASSAGES_FILE, passages_schema
 
 log = logging.getLogger("selfalign")
 
