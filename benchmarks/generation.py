@@ -4,8 +4,9 @@
                                     [--distilabel-python .venv-distilabel/bin/python]
 
 The workload is the demo recipe's instruction-generation prompts (seed demos + a corpus passage,
-built by flows/stages/origins/self_instruct_steps.py with an empty machine pool), `--prompts` of them, one engine on the
-default model, the recipe's sampling (temperature 0.9, top_p 0.95) with `--max-tokens`. Three
+built by flows/stages/origins/self_instruct_steps.py with an empty machine pool),
+`--prompts` of them, one engine on the default model, the recipe's sampling (temperature 0.9,
+top_p 0.95) with `--max-tokens`. Three
 contenders, each a fresh process per round, in rotating order:
 
     ours        the generation stage as a run does it: `generate_instructions` in a Prefect flow
@@ -87,9 +88,9 @@ def _child_ours(work: dict, runs_dir: str) -> None:
     sys.path.insert(0, str(ROOT))
     from prefect import flow
 
-    from flows.pipeline import generate_instructions
     from flows.recipe import load_recipe
     from flows.run import Run
+    from flows.stages.origins.self_instruct import generate_instructions
     from flows.tasks import ENGINE, LLM_CALLS, get_llm
     from generators.corpus import load_corpus
     from generators.seeds import load_seeds
@@ -103,7 +104,7 @@ def _child_ours(work: dict, runs_dir: str) -> None:
         passages = load_corpus(c.path, c.chunk_words, c.overlap_words).passages
         get_llm(run.backend, recipe.model.name, run.llm_options)  # the engine, started first
         start = time.perf_counter()
-        kept = generate_instructions(run, seeds, passages)
+        kept, _ = generate_instructions(run.tools(), seeds, passages)
         seconds = time.perf_counter() - start
         return {"tokens": ENGINE["output_tokens"], "seconds": seconds, "kept": len(kept)}
 

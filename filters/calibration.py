@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
-from generators.io import iter_jsonl_objects, json_type
+from generators.io import iter_jsonl_objects, json_type, refuse_control_chars
 
 KINDS = ("gold", "swapped", "numeric", "negated")
 # One-word flips that keep the sentence grammatical and make it false; longer keys win over
@@ -75,12 +75,14 @@ class CheckItem:
 
 
 def _field(obj: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
-    """Required non-empty string, stripped: `_field({"answer": 1}, "answer", w)` raises."""
+    """Required non-empty string without control characters (but tab and newline), stripped:
+    `_field({"answer": 1}, "answer", w)` raises."""
     if key not in obj and default is None:
         raise SelfAlignError(f"{where}: missing '{key}'")
     value = obj.get(key, default)
     if not isinstance(value, str):
         raise SelfAlignError(f"{where}: '{key}' must be a string, got {json_type(value)}")
+    refuse_control_chars(value, where, key)
     if not value.strip():
         raise SelfAlignError(f"{where}: '{key}' must be a non-empty string")
     return value.strip()

@@ -128,7 +128,8 @@ def minhash_dedup(
 ) -> tuple[list[Record], list[Record]]:
     """(kept, dropped): drop a record whose Jaccard estimate with a kept one is >= threshold.
 
-    `hasher` computes the signatures (default `minhashes`; flows/ops/scale.py maps it over a cluster).
+    `hasher` computes the signatures (default `minhashes`; flows/ops/scale.py maps it over a
+    cluster).
 
     Dropped records get reason f"near_duplicate_of_{kept_id}" and meta["dedup"] =
     {"method": "minhash", "jaccard_estimate": 0.875, "duplicate_of": kept_id}.

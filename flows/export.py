@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from filters.judge_io import user_message
+from flows.stages.base import Datasets  # {name: rows}, each written to export/<name>.jsonl
 from generators.errors import SelfAlignError
 from generators.io import atomic_path, write_jsonl_atomic, write_text_atomic
 from generators.records import Record
@@ -29,8 +30,6 @@ from generators.records import Record
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
 CARD_EXAMPLES = 3
 CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in the card
-# extra datasets by name, each written to export/<name>.jsonl: {"dpo": [row, ...], ...}
-Datasets = dict[str, list[dict[str, Any]]]
 
 
 def export_row(record: Record) -> dict[str, Any]:

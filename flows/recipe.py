@@ -12,47 +12,33 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from filters.decontam import N_GRAM
-from filters.dedup import COSINE_MAX, JACCARD_MIN
-from filters.multicritique import CRITIQUE_MAX_TOKENS, PERSONAS
-from filters.multicritique import JUDGE_MAX_TOKENS as MC_JUDGE_MAX_TOKENS
 from filters.novelty import ROUGE_L_MAX
-from filters.rating import RATING_MAX_TOKENS, RATING_MIN
-from filters.s3ft import JUDGE_MAX_TOKENS as S3FT_JUDGE_MAX_TOKENS
-from filters.self_refine import FEEDBACK_MAX_TOKENS
 from flows.recipe_errors import format_error, yaml_positions
+from flows.stages.base import PATH_FIELD, REPETITION_PENALTY, Strict
+from flows.stages.registry import JUDGES, ORIGINS
 from generators.corpus import CHUNK_OVERLAP, CHUNK_WORDS
 from generators.errors import SelfAlignError, first_line
-from generators.facts import DEFAULT_FORMS
-from generators.facts import Form as FactForm
 from generators.io import decode_utf8
-from generators.reading import KINDS
-from generators.reading import Kind as ReadingKind
 from generators.self_instruct import DEMOS_MACHINE, DEMOS_SEED, NEW_PER_PROMPT
 from trainers.heldout import TEST_FRACTION
 from trainers.uds import DEFAULT_ALPHA, DEFAULT_BUFFER, DEFAULT_K, DEFAULT_SKETCH_DIM
 
 # Defaults are the constants of the modules that use them (imported above, none imports a model
-# library). The respond penalty is used through the recipe only, so it is named here; the judged
-# stages' rewrites (flows/stages/judges/judged.py) use the same one.
-REPETITION_PENALTY = 1.15  # small models repeat themselves without it
+# library). The origins' and the judges' own sections are declared in their modules and listed
+# in flows/stages/registry.py; the recipe takes a section (and a `mix` share) from each.
 
 
 def corpus_section(value: Any) -> Any:
     """`corpus: PATH` is short for `corpus: {path: PATH}`; anything else is left as it is."""
     return {"path": value} if isinstance(value, str) else value
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class CorpusConfig(Strict):
@@ -257,144 +243,27 @@ class GroundingConfig(Strict):
     )
 
 
-class BacktranslateConfig(Strict):
-    """Instruction backtranslation (Humpback): the model writes the question a corpus span
-    answers; the span is the response (generators/backtranslate.py)."""
-
-    sentences_per_span: int = Field(2, ge=1, le=8, description="sentences per response span")
-    max_spans: int | None = Field(
-        None, ge=1, description="spans used at most (a seeded choice); None: every span"
-    )
-    max_tokens: int = Field(48, ge=8, description="the question")
-    temperature: float = Field(0.0, ge=0)
-    topic_replies: bool = Field(
-        False,
-        description="take a reply that names the span's topic ('The text is about X.') as the "
-        "instruction 'Explain X.' (small models mostly answer so) instead of dropping it",
-    )
-
-
-class ReadingConfig(Strict):
-    """Reading-comprehension tasks mined from passages by rules, no LLM (generators/reading.py)."""
-
-    kinds: list[ReadingKind] = Field(
-        default_factory=lambda: list(KINDS), description="blank is opt-in (generators/reading.py)"
-    )
-    per_kind: int = Field(1, ge=1, le=8, description="tasks of each kind per passage at most")
-
-
-class FactsConfig(Strict):
-    """Closed-book rows on each passage's atomic facts, found by rules, no LLM and no passage in
-    the prompt (generators/facts.py); train.exposures sets how often each is seen."""
-
-    forms: list[FactForm] = Field(
-        default_factory=lambda: list(DEFAULT_FORMS),
-        description="question (short answer), statement, cloze, notes (per passage), relation",
-    )
-    per_passage: int = Field(6, ge=1, le=32, description="facts per passage at most")
-    phrasings: int = Field(2, ge=1, le=4, description="question phrasings per fact")
-
-
-class MixConfig(Strict):
-    """Shares of the curated set by origin. An origin at 0 is not generated; the others are cut
-    (seeded) after the judged stages until their counts stand in these proportions."""
-
-    self_instruct: float = Field(1.0, ge=0, description="Self-Instruct tasks answered by respond")
-    backtranslation: float = Field(0.0, ge=0, description="backtranslated corpus spans")
-    reading: float = Field(0.0, ge=0, description="reading-comprehension tasks mined by rules")
-    facts: float = Field(
-        0.0,
-        ge=0,
-        description="closed-book rows on the passages' facts: > 0 switches them on; "
-        "the mix never cuts them (their number follows the corpus and facts.per_passage)",
-    )
+class MixRules(Strict):
+    """Shares of the curated set by origin (one field per origin of flows/stages/registry.py). An
+    origin at 0 is not generated; the others are cut (seeded) after the judged stages until their
+    counts stand in these proportions."""
 
     @model_validator(mode="after")
-    def _some_origin(self) -> MixConfig:
+    def _some_origin(self) -> MixRules:
         if not any(self.shares().values()):
             raise ValueError("mix: at least one origin needs a share above 0")
         return self
 
     def shares(self) -> dict[str, float]:
-        return {
-            "self_instruct": self.self_instruct,
-            "backtranslation": self.backtranslation,
-            "reading": self.reading,
-            "facts": self.facts,
-        }
+        return {o.name: getattr(self, o.name) for o in ORIGINS}
 
 
-class DedupConfig(Strict):
-    """Near-duplicate removal after generation (filters/dedup.py); both off by default."""
-
-    minhash: bool = Field(False, description="MinHash LSH over word 3-grams of the whole record")
-    jaccard: float = Field(JACCARD_MIN, gt=0, le=1, description="drop at estimated Jaccard >= this")
-    embedding: bool = Field(False, description="embedding cosine of instruction + input (faiss)")
-    cosine: float = Field(COSINE_MAX, gt=0, le=1, description="drop at cosine > this")
-
-
-class RatingConfig(Strict):
-    """Alpagasus-style rating judge (filters/rating.py)."""
-
-    enabled: bool = False
-    threshold: int = Field(RATING_MIN, ge=1, le=5, description="keep records scored >= this (1-5)")
-    max_tokens: int = Field(RATING_MAX_TOKENS, ge=16)
-
-
-class S3FTConfig(Strict):
-    """Selective self-to-supervised targets (filters/s3ft.py); never drops a record."""
-
-    enabled: bool = False
-    judge: Literal["exact", "numeric", "llm"] = Field(
-        "llm", description="equivalence judge of the model's own answer vs the gold"
-    )
-    max_tokens: int = Field(160, ge=8, description="own answers and paraphrases")
-    judge_max_tokens: int = Field(S3FT_JUDGE_MAX_TOKENS, ge=16)
-    include_seeds: bool = Field(False, description="add seed instances with outputs as gold")
-    gold_set: str | None = Field(None, description="extra gold examples, in any seeds format")
-
-
-class SelfRefineConfig(Strict):
-    """SELF self-feedback and self-refinement (filters/self_refine.py)."""
-
-    enabled: bool = False
-    max_steps: int = Field(1, ge=0, le=5, description="refinements before giving up")
-    max_tokens: int = Field(160, ge=8, description="refined responses")
-    feedback_max_tokens: int = Field(FEEDBACK_MAX_TOKENS, ge=16)
-
-
-class CriticConfig(Strict):
-    persona: str = Field(description="a key of filters.multicritique.PERSONAS")
-    model: str | None = Field(None, description="None: the recipe's model")
-    seed: int = 0
-
-
-class MultiCritiqueConfig(Strict):
-    """MultiCritique critics, meta-critique, aggregation and preference pairs."""
-
-    enabled: bool = False
-    critics: list[CriticConfig] = Field(
-        default_factory=lambda: [
-            CriticConfig(persona="accuracy", seed=1),
-            CriticConfig(persona="completeness", seed=2),
-            CriticConfig(persona="clarity", seed=3),
-        ],
-        min_length=1,
-    )
-    max_tokens: int = Field(CRITIQUE_MAX_TOKENS, ge=16, description="critiques and revisions")
-    judge_max_tokens: int = Field(
-        MC_JUDGE_MAX_TOKENS, ge=16, description="meta-critiques and comparisons"
-    )
-
-    @model_validator(mode="after")
-    def _known_personas(self) -> MultiCritiqueConfig:
-        for critic in self.critics:
-            if critic.persona not in PERSONAS:
-                raise ValueError(
-                    f"unknown critic persona {critic.persona!r}: choose one of "
-                    + ", ".join(PERSONAS)
-                )
-        return self
+MixConfig = create_model(
+    "MixConfig",
+    __base__=MixRules,
+    __doc__=MixRules.__doc__,
+    **{o.name: (float, Field(o.share, ge=0, description=o.share_doc)) for o in ORIGINS},
+)
 
 
 class CalibrationConfig(Strict):
@@ -538,11 +407,11 @@ class TrainConfig(Strict):
 
 
 ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
-# Judged and selection stages a `recipe-minus-<stage>` variant can leave out (flows/ablation/ablate.py).
-MINUS_STAGES = ("grounding", "minhash_dedup", "embedding_dedup", "rating", "s3ft",
-                "self_refine", "multicritique", "mix", "select")  # fmt: skip
+# Judged and selection stages a `recipe-minus-<stage>` variant can leave out
+# (flows/ablation/ablate.py); the judges' come from flows/stages/registry.py.
+MINUS_STAGES = ("grounding", *(s for j in JUDGES for s in j.stages), "mix", "select")
 # `origin-<name>`: one origin's records as they reached the mix (flows/stages/mix.py)
-ORIGIN_VARIANTS = ("self_instruct", "backtranslation", "reading", "facts")
+ORIGIN_VARIANTS = tuple(o.name for o in ORIGINS)
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
 EXTRA_SFT = get_args(ExtraSFT)
 
@@ -591,7 +460,9 @@ class AblateConfig(Strict):
         return variants
 
 
-class Recipe(Strict):
+class RecipeHead(Strict):
+    """The recipe's sections before the origins'."""
+
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="run folder name")
     seed: int = Field(0, description="seeds sampling of demos, passages and the LLM")
     seeds: str = Field(description="seed tasks: Self-Instruct JSONL, Alpaca JSON or own JSONL")
@@ -607,15 +478,11 @@ class Recipe(Strict):
     instances: InstanceConfig = InstanceConfig()
     respond: RespondConfig = RespondConfig()
     grounding: GroundingConfig = GroundingConfig()
-    backtranslate: BacktranslateConfig = BacktranslateConfig()
-    reading: ReadingConfig = ReadingConfig()
-    facts: FactsConfig = FactsConfig()
-    mix: MixConfig = MixConfig()
-    dedup: DedupConfig = DedupConfig()
-    rating: RatingConfig = RatingConfig()
-    s3ft: S3FTConfig = S3FTConfig()
-    self_refine: SelfRefineConfig = SelfRefineConfig()
-    multicritique: MultiCritiqueConfig = MultiCritiqueConfig()
+
+
+class RecipeTail(Strict):
+    """The recipe's sections after the judges'."""
+
     calibration: CalibrationConfig = CalibrationConfig()
     select: SelectConfig = SelectConfig()
     decontaminate: DecontamConfig = DecontamConfig()
@@ -628,13 +495,17 @@ class Recipe(Strict):
     serve: ServeConfig = ServeConfig()
     runs_dir: str = Field("runs", description="where run folders go (relative to the working dir)")
 
-    @field_validator("corpus", mode="before")
+
+class RecipeRules(Strict):
+    """What must hold across a recipe's sections."""
+
+    @field_validator("corpus", mode="before", check_fields=False)
     @classmethod
     def _corpus_path(cls, value: Any) -> Any:
         return corpus_section(value)
 
     @model_validator(mode="after")
-    def _consistent(self) -> Recipe:
+    def _consistent(self) -> RecipeRules:
         if self.train.enabled and not self.train.eval.domain:
             raise ValueError("train.enabled needs train.eval.domain (a held-out domain QA set)")
         if self.rounds > 1 and not self.train.enabled:
@@ -650,6 +521,54 @@ class Recipe(Strict):
             if not self.train.eval.domain:
                 raise ValueError("serve.trigger_fine_tune needs train.eval.domain")
         return self
+
+
+def _fields(model: type[Strict]) -> dict[str, Any]:
+    return {name: (info.annotation, info) for name, info in model.model_fields.items()}
+
+
+def _stage_sections() -> dict[str, Any]:
+    """Each origin's own section, the mix (a share per origin), and each judge's section."""
+    origins = {o.section: (o.config, o.config()) for o in ORIGINS if o.section}
+    judges = {j.section: (j.config, j.config()) for j in JUDGES}
+    return {**origins, "mix": (MixConfig, MixConfig()), **judges}
+
+
+# One YAML file per run: the sections above in this order, the origins' and judges' own sections
+# taken from flows/stages/registry.py.
+Recipe = create_model(
+    "Recipe",
+    __base__=RecipeRules,
+    __doc__="A run's recipe (flows/recipes/*.yaml).",
+    **_fields(RecipeHead),
+    **_stage_sections(),
+    **_fields(RecipeTail),
+)
+# The recipe fields that name a file, beside the origins' and judges' PATH_FIELD ones: resolved
+# against the recipe file's folder by load_recipe.
+PATHS = (
+    ("seeds",),
+    ("corpus", "path"),
+    ("calibration", "check_set"),
+    ("train", "eval", "domain"),
+    ("train", "eval", "general"),
+    ("train", "eval", "knowledge"),
+    ("train", "replay_set"),
+    ("model", "openai", "cache_dir"),
+)
+
+
+def path_fields() -> list[tuple[str, ...]]:
+    """Every file-naming recipe field as a key path: PATHS and the stage sections' PATH_FIELDs."""
+    stages = [(o.section, o.config) for o in ORIGINS if o.section]
+    stages += [(j.section, j.config) for j in JUDGES]
+    marked = [
+        (section, name)
+        for section, config in stages
+        for name, info in config.model_fields.items()
+        if (info.json_schema_extra or {}) == PATH_FIELD
+    ]
+    return [*PATHS, *marked]
 
 
 def recipe_yaml(recipe: Recipe) -> str:
@@ -704,18 +623,8 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if "corpus" in data:  # before its path is resolved below
         data["corpus"] = corpus_section(data["corpus"])
     base = path.resolve().parent
-    paths = (
-        (data, "seeds"),
-        (data.get("corpus"), "path"),
-        (data.get("s3ft"), "gold_set"),
-        (data.get("calibration"), "check_set"),
-        (_section(data, "train", "eval"), "domain"),
-        (_section(data, "train", "eval"), "general"),
-        (_section(data, "train", "eval"), "knowledge"),
-        (data.get("train"), "replay_set"),
-        (_section(data, "model", "openai"), "cache_dir"),
-    )
-    for section, key in paths:
+    for *parents, key in path_fields():
+        section = _section(data, *parents)
         if isinstance(section, dict) and isinstance(section.get(key), str):
             section[key] = str((base / Path(section[key]).expanduser()).resolve())
     return validated(data, str(path), text)

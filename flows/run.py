@@ -14,13 +14,13 @@ from typing import Any
 
 from flows import rundir
 from flows.counts import engine_time, stage_counts, versions
-from flows.export import Datasets, data_card, write_export
+from flows.export import data_card, write_export
 from flows.ops.artifacts import flow_run_id, publish_run
 from flows.ops.scale import ClusterEncoder, cluster_minhashes
 from flows.recipe import Recipe, recipe_yaml
 from flows.rundir import FAILED_FILE
+from flows.stages.base import Datasets, Outcome, Tools, derive_seed
 from flows.stages.ingest import StreamedCorpus
-from flows.stages.origins.self_instruct_steps import derive_seed
 from flows.tasks import (
     LLM_CALLS,
     OPENAI_STATS,
@@ -83,10 +83,8 @@ class Run:
     index_key: str = ""  # content key of the indexed corpus: retrieval results depend on it
     rejected: list[Record] = field(default_factory=list)  # every stage's drops, for the export
     seconds: Counter = field(default_factory=Counter)  # wall time per stage (see `timed`)
-    # manifest sections, written by the stage that measures them and read by nothing but `finish`
-    calibration: dict[str, Any] = field(default_factory=dict)  # flows/stages/calibrate.py
-    decontamination: dict[str, Any] = field(default_factory=dict)  # flows/stages/decontaminate.py
-    support: dict[str, Any] = field(default_factory=dict)  # origin -> distribution (origins.py)
+    # manifest sections the stages returned (calibration, decontamination, support), for `finish`
+    sections: dict[str, Any] = field(default_factory=dict)
     round: int = 1  # generate -> train round (flows/pipeline.py); round t uses round t-1's model
     llm_options: str = ""  # backend settings for the LLM task (see `llm_options`)
     failed_requests: list[dict[str, Any]] = field(default_factory=list)  # this attempt's
@@ -241,6 +239,31 @@ class Run:
             key=key, folder=str(self.index_dir), embedder=self.recipe.embedder, queries=queries, k=k
         )
 
+    def tools(self) -> Tools:
+        """What a stage is handed (flows/stages/base.py): this run's cached LLM, retrieval,
+        encoders and stage timer; stages give back an Outcome, which `record` writes."""
+        return Tools(
+            recipe=self.recipe,
+            llm=self.llm_all,
+            llm_batch=self.llm,
+            retrieve=self.retrieve,
+            encoder=self.encoder,
+            minhasher=self.minhasher,
+            timed=self.timed,
+            lineage=self.lineage,
+            model_id=self.model_id,
+            cache=self.cache,
+            run_dir=self.dir,
+        )
+
+    def record(self, outcome: Outcome) -> list[Record]:
+        """Write a stage's outcome: its stage folders in order, its manifest sections; returns the
+        records that go on (its extra datasets are the caller's, for the export)."""
+        for step in outcome.steps:
+            self.stage(step.name, step.n_in, step.kept, step.dropped)
+        self.sections.update(outcome.manifest)
+        return outcome.records
+
     def stage(self, name: str, n_in: int, kept: list[Record], dropped: list[Record]) -> None:
         """Write a stage's kept and rejected records and count them for the funnel."""
         number = len(self.stages)
@@ -282,9 +305,10 @@ class Run:
             "llm_calls_this_process": dict(LLM_CALLS),
             "failed_requests": len(self.failed_requests),
             "stages": self.stages,
-            "calibration": self.calibration,
-            "decontamination": self.decontamination,
-            "support": self.support,
+            **{
+                name: self.sections.get(name, {})
+                for name in ("calibration", "decontamination", "support")
+            },
             "origins": dict(Counter(r.meta.get("origin", "self_instruct") for r in records)),
             "datasets": {name: len(rows) for name, rows in datasets.items()},
             "recipe": self.recipe.model_dump(),

@@ -36,7 +36,11 @@ ENGINE = {"ready_at": 0.0, "busy_seconds": 0.0, "output_tokens": 0}
 OPENAI_STATS = {"requests": 0, "retries": 0, "cache_hits": 0, "failures": 0}
 # Modules whose source shapes the generation stages' prompts and parsing; a judged stage names
 # its own module (e.g. "filters.rating"), so editing a judge does not invalidate generation.
-PROMPT_MODULES = ("generators.self_instruct", "generators.respond", "flows.stages.origins.self_instruct_steps")
+PROMPT_MODULES = (
+    "generators.self_instruct",
+    "generators.respond",
+    "flows.stages.origins.self_instruct_steps",
+)
 
 
 def content_key(*parts: Any) -> str:

@@ -12,7 +12,8 @@ so ids stay the same while the document and chunk settings do. Empty documents a
 passages (same whitespace-normalized text) are kept in `Corpus.dropped` with a reason;
 `iter_passages` streams the same passages and reasons, holding a 16-byte digest per kept passage
 rather than its text, so a big corpus can be indexed without a copy of it in memory.
-Bad input is a `SelfAlignError` naming the file and line / row / .txt file.
+Bad input is a `SelfAlignError` naming the file and line / row / .txt file, a control character
+other than tab and newline in an id or text included (a JSON escape such as "\\u0000" too).
 
 Not handled: sentence- or token-aware splitting, near-duplicates (the dedup filter's job), saved
 DatasetDicts (point at one split's folder), gzip, a doc id that looks like another's "<id>#<k>".
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError, first_line
-from generators.io import decode_utf8, iter_jsonl_objects, json_type
+from generators.io import decode_utf8, iter_jsonl_objects, json_type, refuse_control_chars
 
 # all-MiniLM-L6-v2 (the default embedder) truncates at 256 word pieces, about 180-200 English
 # words: longer chunks would be cut silently. The demo passages (80-180 words) stay one chunk each.
@@ -89,9 +90,13 @@ def chunk_text(text: str, size_words: int, overlap_words: int) -> list[str]:
 def _checked(where: str, doc_id: Any, text: Any, on_bad: str) -> tuple[str, str]:
     """(id, text) of one document. A text that is missing, not a string or only whitespace is
     an error naming the file, line and id; with on_bad 'skip' it becomes "" (dropped later as
-    empty_text). A bad id is always an error: nothing could name the dropped record."""
+    empty_text). A bad id is always an error: nothing could name the dropped record; so is a
+    control character other than tab and newline in the id or text (not text for a model)."""
     if not isinstance(doc_id, str) or not doc_id.strip():
         raise SelfAlignError(f"{where}: 'id' must be a non-empty string, got {json_type(doc_id)}")
+    refuse_control_chars(doc_id, where, "id")
+    if isinstance(text, str):
+        refuse_control_chars(text, f"{where}: document {doc_id!r}", "text")
     if isinstance(text, str) and text.strip():
         return doc_id, text
     if on_bad == "skip":
@@ -151,7 +156,8 @@ def _read_txt(file: Path) -> str:
     raw = file.read_bytes()
     if b"\x00" in raw:
         raise SelfAlignError(f"{file}: binary file (NUL bytes), expected UTF-8 text")
-    return decode_utf8(raw, file).replace("\r\n", "\n").replace("\r", "\n")
+    text = decode_utf8(raw, file).replace("\r\n", "\n").replace("\r", "\n")
+    return refuse_control_chars(text, str(file))  # names the line: `_checked` could not
 
 
 def _txt_folder_docs(path: Path) -> Iterator[Located]:

@@ -13,7 +13,8 @@ Three formats, picked by extension and, for .jsonl, per line:
   "alpaca_<index>" (0-based); other keys are ignored (Alpaca derivatives add their own).
 
 Every problem is a `SelfAlignError` naming the file and line (`seeds.jsonl:7: ...`) or list item
-(`seeds.json: item 3: ...`). UTF-8 with or without BOM, LF or CRLF.
+(`seeds.json: item 3: ...`), a control character other than tab and newline in a field included
+(a JSON escape such as "\\u0000" too). UTF-8 with or without BOM, LF or CRLF.
 Not handled: YAML/CSV seeds, JSON lists inside .jsonl, gzip, several instances in our own schema.
 """
 
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
-from generators.io import decode_utf8, iter_jsonl_objects, json_type
+from generators.io import decode_utf8, iter_jsonl_objects, json_type, refuse_control_chars
 
 OWN_KEYS = frozenset({"id", "instruction", "input", "output", "is_classification"})
 
@@ -111,14 +112,15 @@ def _own_seed(obj: dict[str, Any], where: str, default_id: str) -> Seed:
 
 
 def _within(seed: Seed, where: str, max_chars: int | None) -> Seed:
-    """The seed, or an error naming the first field longer than `max_chars` characters."""
-    if max_chars is None:
-        return seed
+    """The seed, or an error naming the first field with a control character (other than tab
+    and newline) or longer than `max_chars` characters."""
+    refuse_control_chars(seed.id, where, "id")
     fields = [("instruction", seed.instruction)]
     for n, (inp, out) in enumerate(seed.instances):
         fields += [(f"instances[{n}].input", inp), (f"instances[{n}].output", out)]
     for name, text in fields:
-        if len(text) > max_chars:
+        refuse_control_chars(text, where, name)
+        if max_chars is not None and len(text) > max_chars:
             raise _fail(
                 where,
                 f"'{name}' is {len(text):,} characters, over the limit of {max_chars:,} "

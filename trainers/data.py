@@ -7,15 +7,25 @@
                                                                      -> load_qa
 
 trainers/ import nothing from flows/, generators/ or filters/: a fine-tune job needs only these
-files. Bad input raises `DataError`, one line naming the file and line.
+files. Bad input raises `DataError`, one line naming the file and line; for held-out QA that
+includes a control character other than tab and newline (a JSON escape such as "\\u0000" too).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# generators/io.py's rule, copied (trainers/ import nothing from generators/; a test checks that
+# the two agree): Unicode's control characters but tab, LF and the CR of a CRLF.
+CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
+C0_NAMES = (
+    "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI "
+    "DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB ESC FS GS RS US"
+).split()
 
 
 class DataError(ValueError):
@@ -31,8 +41,27 @@ class QA:
     answer: str
 
 
+def control_char_problem(text: str, field: str) -> str | None:
+    r"""The message for a control character in `text` other than tab, LF and a CRLF's CR, or
+    None: ("a\x00", "answer") -> "control character U+0000 (NUL) in 'answer' at character 2 ..."."""
+    found = CONTROL_CHARS.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    name = C0_NAMES[code] if code < 32 else "DEL" if code == 0x7F else ""
+    return (
+        f"control character U+{code:04X}{f' ({name})' if name else ''} in {field!r} at "
+        f"character {found.start() + 1} (only tab and newline are allowed)"
+    )
+
+
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
     """The JSON objects of a JSONL file; blank lines are skipped."""
+    return [row for _, row in numbered_rows(path)]
+
+
+def numbered_rows(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -47,7 +76,7 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
                 raise DataError(f"{path}:{n}: not valid JSON ({e.msg})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{n}: expected a JSON object")
-            rows.append(row)
+            rows.append((n, row))
     return rows
 
 
@@ -88,14 +117,24 @@ def _qa_from_row(path: Path, n: int, row: dict[str, Any]) -> QA:
     ident = str(row.get("id", f"line-{n}"))
     if "question" in row:
         question, answer = row.get("question"), row.get("answer")
+        fields = {"id": ident, "question": question, "answer": answer}
     elif "instruction" in row:
         instances = row.get("instances") or [{}]
         first = instances[0] if isinstance(instances[0], dict) else {}
         extra = first.get("input") or ""
         question = f"{row['instruction']}\n\n{extra}" if str(extra).strip() else row["instruction"]
         answer = first.get("output")
+        fields = {
+            "id": ident,
+            "instruction": row["instruction"],
+            "instances[0].input": extra,
+            "instances[0].output": answer,
+        }
     else:
         raise DataError(f"{path}:{n}: expected 'question'/'answer' or 'instruction'/'instances'")
+    for field, value in fields.items():
+        if isinstance(value, str) and (problem := control_char_problem(value, field)):
+            raise DataError(f"{path}:{n}: {problem}")
     if not isinstance(question, str) or not question.strip():
         raise DataError(f"{path}:{n}: empty question")
     if not isinstance(answer, str) or not answer.strip():
@@ -106,8 +145,7 @@ def _qa_from_row(path: Path, n: int, row: dict[str, Any]) -> QA:
 def load_qa(path: str | Path, limit: int | None = None) -> list[QA]:
     """Held-out (question, answer) pairs, the first `limit` of the file (all when None)."""
     path = Path(path)
-    rows = read_rows(path)
-    qas = [_qa_from_row(path, n, row) for n, row in enumerate(rows, 1)]
+    qas = [_qa_from_row(path, n, row) for n, row in numbered_rows(path)]
     if not qas:
         raise DataError(f"{path}: no QA rows")
     return qas if limit is None else qas[:limit]

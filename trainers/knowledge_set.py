@@ -15,8 +15,9 @@ it has one) and length, gold positions balanced, and for the whole file at least
 passage and MIN_UNCOVERED uncovered items. `build` turns drafts ({"answer", "distractors": [3]}
 in place of choices/gold) into the final form with the gold position balanced by a seeded hash.
 
-Stdlib only: it runs before any dependency is installed. Not handled: whether a distractor is
-really wrong (a person writes and reviews that), paraphrase detection beyond exact word runs.
+Stdlib only (trainers.data is too): it runs before any dependency is installed. Not handled:
+whether a distractor is really wrong (a person writes and reviews that), paraphrase detection
+beyond exact word runs.
 """
 
 from __future__ import annotations
@@ -27,8 +28,11 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from trainers.data import DataError, control_char_problem
 
 KINDS = ("number", "molecule", "organism", "gene", "person", "mechanism", "term", "place", "date")
 N_CHOICES = 4
@@ -47,8 +51,9 @@ _STOP = frozenset(
 )
 
 
-class KnowledgeSetError(ValueError):
-    """A bad item or file: the message names the file and line."""
+class KnowledgeSetError(DataError):
+    """A bad item or file: the message names the file and line (a DataError, so the CLI prints
+    it as one `error:` line)."""
 
 
 def words(text: str) -> list[str]:
@@ -71,10 +76,25 @@ def runs(tokens: list[str], n: int = COPY_RUN) -> set[tuple[str, ...]]:
     return {tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)}
 
 
+def _strings(value: Any, name: str = "") -> Iterator[tuple[str, str]]:
+    """(field, text) of every string in a JSON value: {"choices": ["a"]} -> ('choices[0]', 'a')."""
+    if isinstance(value, str):
+        yield name, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{name}.{key}" if name else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, f"{name}[{i}]")
+
+
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) per non-blank line; a bad line is an error naming file:line."""
+    """(line number, object) per non-blank line; a bad line, or a string in it with a control
+    character other than tab and newline, is an error naming file:line."""
     out = []
-    for no, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    # split("\n"), not splitlines(): that also splits at U+2028 and U+0085, which a JSON string
+    # may hold raw, and would misnumber every later line
+    for no, line in enumerate(Path(path).read_text(encoding="utf-8").split("\n"), 1):
         if not line.strip():
             continue
         try:
@@ -83,6 +103,9 @@ def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
             raise KnowledgeSetError(f"{path}:{no}: not JSON ({e.msg})") from None
         if not isinstance(obj, dict):
             raise KnowledgeSetError(f"{path}:{no}: not a JSON object")
+        for field, text in _strings(obj):
+            if problem := control_char_problem(text, field):
+                raise KnowledgeSetError(f"{path}:{no}: {problem}")
         out.append((no, obj))
     return out
 

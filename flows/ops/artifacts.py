@@ -64,7 +64,7 @@ def funnel_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def kept_rows(records: list[Record], n: int = SAMPLE_ROWS) -> list[dict[str, str]]:
-    """The first `n` curated records, text clipped, with origin and support (flows/stages/mix.py)."""
+    """The first `n` curated records, text clipped, with origin and support (grounding)."""
     return [
         {
             "id": r.id,

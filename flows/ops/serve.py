@@ -7,31 +7,15 @@
 `prefect.serve` runs both in the serving process: it polls the Prefect server for their scheduled
 and triggered runs and executes each in a subprocess. `prefect deployment run
 'self-specialize/<name>'` starts one by hand; with `serve.trigger_fine_tune` a finished curation
-run starts the fine-tune deployment itself (`trigger_fine_tune` below, called by the flow).
+run starts the fine-tune deployment itself (flows/ops/trigger.py, called by the flow).
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
 from typing import Any
 
+from flows.ops.trigger import TAGS
 from flows.recipe import Recipe
-from generators.errors import first_line
-
-CURATE_FLOW, TRAIN_FLOW = "self-specialize", "fine-tune"
-TAGS = ["selfalign"]
-
-log = logging.getLogger("selfalign")
-
-
-def deployment_names(recipe: Recipe) -> tuple[str, str]:
-    """('self-specialize/<name>', 'fine-tune/<name>'): what `prefect deployment run` takes."""
-    return f"{CURATE_FLOW}/{recipe.name}", f"{TRAIN_FLOW}/{recipe.name}"
-
-
-def fine_tune_target(recipe: Recipe) -> str:
-    return recipe.serve.fine_tune_deployment or deployment_names(recipe)[1]
 
 
 def schedule(recipe: Recipe, cron: str | None, interval: float | None) -> dict[str, Any]:
@@ -74,31 +58,3 @@ def serve_recipe(
     from prefect import serve  # heavy: prefect
 
     serve(*deployments(recipe, cron, interval), limit=limit, print_starting_message=False)
-
-
-def trigger_fine_tune(recipe: Recipe, run_dir: Path) -> dict[str, Any]:
-    """Start the fine-tune deployment on `run_dir` without waiting; what happened, for the manifest.
-
-    A missing deployment or server is logged and returned as an error: the curated data is already
-    exported, so the curation run does not fail over it. An empty export triggers nothing.
-    """
-    from prefect.deployments import run_deployment  # heavy: prefect
-
-    target = fine_tune_target(recipe)
-    if (run_dir / "export" / "train.jsonl").stat().st_size == 0:
-        log.warning("not triggering %s: the run exported no records", target)
-        return {"deployment": target, "skipped": "no records exported"}
-    try:
-        flow_run = run_deployment(
-            target,
-            parameters={"run_dir": str(run_dir), "recipe": recipe.model_dump()},
-            timeout=0,
-            as_subflow=False,
-            tags=TAGS,
-        )
-    except Exception as e:  # ObjectNotFound, no server, refused: report, do not lose the run
-        error = f"{type(e).__name__}: {first_line(e) or 'no detail'}"
-        log.error("could not trigger %s: %s (is `selfalign serve` running?)", target, error)
-        return {"deployment": target, "error": error}
-    log.info("triggered %s: flow run %s", target, flow_run.id)
-    return {"deployment": target, "flow_run_id": str(flow_run.id)}

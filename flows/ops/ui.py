@@ -5,9 +5,9 @@
 starts the server as a child process, waits until its API answers, prints the dashboard URL and
 the `export PREFECT_API_URL=...` line that makes `selfalign run` report to it, and stops the
 server on Ctrl-C. A server already healthy on that address is reused: the lines are printed and
-the command returns. Runs, task graphs, logs and the run's artifacts (flows/ops/artifacts.py) show up
-in the dashboard. Not handled: remote servers, authentication, a database other than Prefect's
-default SQLite under PREFECT_HOME.
+the command returns. Runs, task graphs, logs and the run's artifacts (flows/ops/artifacts.py)
+show up in the dashboard. Not handled: remote servers, authentication, a database other than
+Prefect's default SQLite under PREFECT_HOME.
 
 Only the standard library is imported here, so `selfalign --help` stays fast.
 """

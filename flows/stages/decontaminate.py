@@ -14,13 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 from filters.decontam import REASON_PREFIX, STAGE, HeldoutIndex, decontaminate
-from flows.recipe import Recipe
-from flows.run import Run
-from flows.stages.judges.judged import log
+from flows.stages.base import Outcome, Step, Tools, log
 from generators.records import Record
 
 
-def heldout_sources(recipe: Recipe) -> list[str]:
+def heldout_sources(recipe) -> list[str]:
     """The held-out files the recipe names that exist, each once, in a fixed order."""
     configured = (
         recipe.train.eval.domain,
@@ -49,19 +47,19 @@ def _heldout_texts(path: str, knowledge: bool) -> list[tuple[str, str]]:
     return [(qa.id, t) for qa in load_qa(path) for t in (qa.prompt, qa.answer)]
 
 
-def decontaminate_stage(run: Run, records: list[Record]) -> list[Record]:
-    """Drop records that share an n-gram with a held-out question or answer (run.decontamination
-    gets the counts for the manifest and the data card)."""
-    cfg = run.recipe.decontaminate
-    sources = heldout_sources(run.recipe)
+def decontaminate_stage(tools: Tools, records: list[Record]) -> Outcome:
+    """Drop records that share an n-gram with a held-out question or answer; the counts are the
+    manifest's `decontamination` section (and the data card's)."""
+    r = tools.recipe
+    cfg = r.decontaminate
+    sources = heldout_sources(r)
     if not cfg.enabled or not sources:
-        return records
-    with run.timed(STAGE):
-        index = heldout_index(sources, cfg.n, run.recipe.train.eval.knowledge)
+        return Outcome(records)
+    with tools.timed(STAGE):
+        index = heldout_index(sources, cfg.n, r.train.eval.knowledge)
         kept, dropped = decontaminate(records, index)
-    run.stage(STAGE, len(records), kept, dropped)
-    by_heldout = Counter(r.meta["drop_reason"].removeprefix(REASON_PREFIX) for r in dropped)
-    run.decontamination = {
+    by_heldout = Counter(x.meta["drop_reason"].removeprefix(REASON_PREFIX) for x in dropped)
+    section = {
         "n": cfg.n,
         "sources": sources,
         "heldout_texts": index.texts,
@@ -77,4 +75,5 @@ def decontaminate_stage(run: Run, records: list[Record]) -> list[Record]:
         index.texts,
         ", ".join(sources),
     )
-    return kept
+    steps = [Step(STAGE, len(records), kept, dropped)]
+    return Outcome(kept, steps, manifest={"decontamination": section})

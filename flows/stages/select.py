@@ -16,8 +16,7 @@ from prefect import task
 from filters.dedup import record_text
 from filters.selection import IFD_MAX, OVER_BUDGET, ifd_utilities, rating_utilities, select_diverse
 from flows.export import user_message
-from flows.run import Run
-from flows.stages.judges.judged import log
+from flows.stages.base import Outcome, Step, Tools, log
 from flows.tasks import code_version, content_key, get_embedder, given_key
 from generators.models import resolve_model
 from generators.records import Record
@@ -39,15 +38,15 @@ def ifd_batch(key: str, model_path: str, prompts: list[str], answers: list[str])
         release_memory()
 
 
-def with_ifd(run: Run, records: list[Record]) -> list[Record]:
+def with_ifd(tools: Tools, records: list[Record]) -> list[Record]:
     """Records with meta["ifd"] = their IFD under the recipe's model (cached by content)."""
     prompts = [user_message(r) for r in records]
     answers = [r.output for r in records]
-    key = content_key("ifd", run.model_id, prompts, answers, code_version(IFD_CODE))
-    task_ = ifd_batch.with_options(result_storage=run.cache, task_run_name="ifd")
+    key = content_key("ifd", tools.model_id, prompts, answers, code_version(IFD_CODE))
+    task_ = ifd_batch.with_options(result_storage=tools.cache, task_run_name="ifd")
     scores = task_(
         key=key,
-        model_path=resolve_model(run.recipe.model.name).path,
+        model_path=resolve_model(tools.recipe.model.name).path,
         prompts=prompts,
         answers=answers,
     )
@@ -55,12 +54,12 @@ def with_ifd(run: Run, records: list[Record]) -> list[Record]:
 
 
 def utilities_of(
-    run: Run, records: list[Record], rating_skipped: str | None = None
+    tools: Tools, records: list[Record], rating_skipped: str | None = None
 ) -> tuple[list[Record], list[float]]:
     """(records, one utility each) for the recipe's `select.utility`; IFD adds meta["ifd"].
     `rating_skipped`: why the rating judge was not used (calibration): every rating is 0.0."""
-    if run.recipe.select.utility == "ifd":
-        records = with_ifd(run, records)
+    if tools.recipe.select.utility == "ifd":
+        records = with_ifd(tools, records)
         utilities = ifd_utilities(records)
         if last := sum(u == 0.0 for u in utilities):
             log().info("select: %d records with IFD missing or > %s are ranked last", last, IFD_MAX)
@@ -72,23 +71,20 @@ def utilities_of(
     return records, rating_utilities(records)
 
 
-def select_stage(
-    run: Run, records: list[Record], rating_skipped: str | None = None
-) -> list[Record]:
+def select_stage(tools: Tools, records: list[Record], rating_skipped: str | None = None) -> Outcome:
     """Keep at most `select.budget` high-utility records, none closer than `select.tau`;
-    `rating_skipped`: why the rating judge was not used (flows/stages/calibrate.py:skipped_judges)."""
-    cfg = run.recipe.select
+    `rating_skipped`: why the rating judge was not used (calibrate.py:skipped_judges)."""
+    cfg = tools.recipe.select
     if not cfg.enabled:
-        return records
+        return Outcome(records)
     n_in = len(records)
     kept: list[Record] = []
     dropped: list[Record] = []
-    with run.timed("select"):
+    with tools.timed("select"):
         if records:
-            records, utilities = utilities_of(run, records, rating_skipped)
-            vectors = get_embedder(run.recipe.embedder).encode([record_text(r) for r in records])
+            records, utilities = utilities_of(tools, records, rating_skipped)
+            vectors = get_embedder(tools.recipe.embedder).encode([record_text(r) for r in records])
             kept, dropped = select_diverse(records, utilities, vectors, cfg.budget, cfg.tau)
-    run.stage("select", n_in, kept, dropped)
     over = sum(r.meta["drop_reason"] == OVER_BUDGET for r in dropped)
     log().info(
         "select: kept %d of %d by %s (budget %d, tau %.2f); %d too similar, %d over budget",
@@ -100,4 +96,4 @@ def select_stage(
         len(dropped) - over,
         over,
     )
-    return kept
+    return Outcome(kept, [Step("select", n_in, kept, dropped)])

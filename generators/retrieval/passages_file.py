@@ -1,5 +1,5 @@
-"""passages.parquet: the passage texts beside a streamed index (generators/retrieval/index.py writes it),
-read back by id or sampled without the corpus in memory.
+"""passages.parquet: the passage texts beside a streamed index (index.py writes it), read back
+by id or sampled without the corpus in memory.
 
     id, doc_id, text    one row per passage, in index order, written a batch (row group) at a time
 

@@ -1,4 +1,3 @@
-from contextlib import nullcontext
 from pathlib import Path
 
 from filters.decontam import decontaminate
@@ -6,6 +5,7 @@ from flows.recipe import validated
 from flows.stages.decontaminate import decontaminate_stage, heldout_index, heldout_sources
 from generators.records import Record
 from generators.seeds import load_seeds
+from tests.flows.fake_run import FakeRun
 
 ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = str(ROOT / "data/biomed/heldout_qa.jsonl")
@@ -40,28 +40,25 @@ def test_heldout_index_finds_a_copied_question_and_no_seed():
     assert len(kept) == 20 and dropped == []
 
 
-class StandInRun:
-    """The parts of flows.run.Run the stage uses."""
-
-    def __init__(self, recipe):
-        self.recipe, self.stages, self.decontamination = recipe, [], {}
-
-    def timed(self, stage):
-        return nullcontext()
-
-    def stage(self, name, n_in, kept, dropped):
-        self.stages.append((name, n_in, len(kept), [r.meta["drop_reason"] for r in dropped]))
+def stand_in(recipe) -> FakeRun:
+    """A fake run (no LLM) with `recipe`."""
+    run = FakeRun()
+    run.recipe = recipe
+    return run
 
 
 def test_decontaminate_stage_drops_and_counts():
-    run = StandInRun(recipe(train={"eval": {"domain": DOMAIN}}))
+    run = stand_in(recipe(train={"eval": {"domain": DOMAIN}}))
     records = [Record(instruction=QUESTION), Record(instruction="Explain ATP.")]
-    kept = decontaminate_stage(run, records)
-    assert [r.instruction for r in kept] == ["Explain ATP."]
-    reason = run.stages[0][3][0]
-    assert run.stages == [("decontaminate", 2, 1, [reason])] and reason.startswith("contaminated_")
-    assert run.decontamination["by_heldout"] == {reason.removeprefix("contaminated_"): 1}
-    assert run.decontamination["checked"] == 2 and run.decontamination["sources"] == [DOMAIN]
+    outcome = decontaminate_stage(run.tools(), records)
+    assert [r.instruction for r in outcome.records] == ["Explain ATP."]
+    [step] = outcome.steps
+    [reason] = [r.meta["drop_reason"] for r in step.dropped]
+    assert (step.name, step.n_in, len(step.kept)) == ("decontaminate", 2, 1)
+    assert reason.startswith("contaminated_")
+    section = outcome.manifest["decontamination"]
+    assert section["by_heldout"] == {reason.removeprefix("contaminated_"): 1}
+    assert section["checked"] == 2 and section["sources"] == [DOMAIN]
 
 
 def test_decontaminate_stage_off_or_without_sources_passes_through():
@@ -70,5 +67,5 @@ def test_decontaminate_stage_off_or_without_sources_passes_through():
         recipe(),
         recipe(train={"eval": {"domain": DOMAIN}}, decontaminate={"enabled": False}),
     ):
-        run = StandInRun(r)
-        assert decontaminate_stage(run, records) == records and run.stages == []
+        outcome = decontaminate_stage(stand_in(r).tools(), records)
+        assert outcome.records == records and outcome.steps == [] and outcome.manifest == {}

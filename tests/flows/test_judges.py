@@ -1,45 +1,21 @@
-"""Control flow of the judged stages (flows/stages/judges/judged.py) with scripted replies per stage.
+"""Control flow of the judged stages (flows/stages/judges/) with scripted replies per stage.
 
-A fake run stands in for `Run`: it answers `llm_all` from a script keyed by stage name and keeps
-what each stage wrote. Real-model behaviour is in test_judges_real.py.
+A fake run (fake_run.py) stands in for `Run`: its tools answer the LLM from a script keyed by
+stage name, and it keeps what each stage wrote. Real-model behaviour is in test_judges_real.py.
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from contextlib import contextmanager
 
 import pytest
 
-from flows.recipe import Recipe
-from flows.stages.judges import judged as judges
+from flows.pipeline import judge_records
+from flows.stages.judges import multicritique, rating, s3ft, self_refine
+from flows.stages.judges.critique_rounds import critic_names
+from flows.stages.judges.multicritique import CriticConfig
 from generators.records import Record
-
-
-class FakeRun:
-    def __init__(self, script: dict, **recipe) -> None:
-        base = {"name": "t", "seeds": "s.jsonl", "corpus": {"path": "c.jsonl"}, "batch_records": 2}
-        self.recipe = Recipe.model_validate({**base, **recipe})
-        self.script = script
-        self.asked: dict[str, list] = {}
-        self.stages: list[tuple[str, int, list[Record], list[Record]]] = []
-        self.seconds = Counter()
-        self.lineage = {"model_id": "fake", "backend": "fake", "round": 0}
-
-    def llm_all(self, stage, conversations, sampling, model=None, code=()):
-        if not conversations:  # like Run.llm: no call at all
-            return []
-        self.asked.setdefault(stage, []).extend(conversations)
-        reply = self.script[stage]
-        return [[reply(c) if callable(reply) else reply] for c in conversations]
-
-    @contextmanager
-    def timed(self, stage):
-        yield
-
-    def stage(self, name, n_in, kept, dropped):
-        self.stages.append((name, n_in, kept, dropped))
+from tests.flows.fake_run import FakeRun
 
 
 def recs(*outputs: str) -> list[Record]:
@@ -53,7 +29,7 @@ def user_text(conversation) -> str:
 def test_rating_stage_keeps_at_threshold_and_names_the_reason():
     script = {"rating": lambda c: '{"score": 4}' if "good" in user_text(c) else '{"score": 1}'}
     run = FakeRun(script, rating={"enabled": True, "threshold": 3})
-    kept = judges.rating_stage(run, recs("good", "bad", "good too"))
+    kept = run.apply(rating.rating_stage, recs("good", "bad", "good too")).records
     assert [r.output for r in kept] == ["good", "good too"]
     name, n_in, _, dropped = run.stages[0]
     assert (name, n_in) == ("rating", 3)
@@ -82,7 +58,7 @@ def test_s3ft_own_paraphrase_and_gold_paths():
         "s3ft-judge-paraphrase": judge,
     }
     run = FakeRun(script, s3ft={"enabled": True, "judge": "llm"})
-    out = judges.s3ft_stage(run, recs("42", "gold one", "gold two"))
+    out = run.apply(s3ft.s3ft_stage, recs("42", "gold one", "gold two")).records
     assert [r.meta["target_source"] for r in out] == ["own", "paraphrase", "gold"]
     assert [r.output for r in out] == ["Forty two.", "In other words, yes.", "gold two"]
     assert len(run.asked["s3ft-paraphrase"]) == 2  # only the records whose own answer failed
@@ -92,7 +68,7 @@ def test_s3ft_own_paraphrase_and_gold_paths():
 def test_s3ft_exact_judge_makes_no_judge_calls():
     script = {"s3ft-own": "Paris", "s3ft-paraphrase": "paris!"}
     run = FakeRun(script, s3ft={"enabled": True, "judge": "exact"})
-    out = judges.s3ft_stage(run, recs("Paris.", "Rome"))
+    out = run.apply(s3ft.s3ft_stage, recs("Paris.", "Rome")).records
     assert [r.meta["target_source"] for r in out] == ["own", "gold"]
     assert "s3ft-judge-own" not in run.asked
 
@@ -106,7 +82,7 @@ def test_gold_records_come_from_seed_instances_with_outputs(tmp_path):
         Seed("s3", "No instances.", ()),
     ]
     run = FakeRun({}, s3ft={"enabled": True, "include_seeds": True})
-    gold = judges.gold_records(run, seeds)
+    gold = s3ft.gold_records(run.tools(), seeds)
     assert [(g.instruction, g.meta["source"], g.meta["seed_id"]) for g in gold] == [
         ("Define pH.", "seed", "s1")
     ]
@@ -131,7 +107,8 @@ def test_self_refine_loop_accepts_refines_and_drops():
     }
     run = FakeRun(script, self_refine={"enabled": True, "max_steps": 1})
     records = recs("fine answer", "fixable", "hopeless", "garbled")
-    kept, datasets = judges.self_refine_stage(run, records)
+    outcome = run.apply(self_refine.self_refine_stage, records)
+    kept, datasets = outcome.records, outcome.datasets
     assert [r.output for r in kept] == ["fine answer", "fixed answer"]
     assert [r.id for r in kept] == [records[0].id, records[1].id]
     assert kept[1].meta["self"]["accepted_at_step"] == 1
@@ -164,7 +141,8 @@ def test_multicritique_builds_critiques_and_preference_pairs():
     }
     run = FakeRun(script, multicritique={"enabled": True})
     records = recs("Give 50 mg.", "Give 10 mg.")
-    out, datasets = judges.multicritique_stage(run, records)
+    outcome = run.apply(multicritique.multicritique_stage, records)
+    out, datasets = outcome.records, outcome.datasets
     assert [r.id for r in out] == [r.id for r in records]
     mc = out[0].meta["multicritique"]
     assert list(mc) == [
@@ -188,14 +166,12 @@ def test_multicritique_builds_critiques_and_preference_pairs():
 
 
 def test_critic_names_are_unique():
-    from flows.recipe import CriticConfig
-
     critics = [
         CriticConfig(persona="accuracy"),
         CriticConfig(persona="accuracy", model="m"),
         CriticConfig(persona="accuracy", seed=5),
     ]
-    assert judges.critic_names(critics) == ["accuracy", "accuracy@m", "accuracy-3"]
+    assert critic_names(critics) == ["accuracy", "accuracy@m", "accuracy-3"]
 
 
 def test_unknown_persona_is_a_recipe_error():
@@ -212,13 +188,14 @@ def test_skipped_judges_do_not_filter():
     )
     why = "uncalibrated: agreement 0.5 < 0.6"
     records = recs("Paris.", "Lyon")
-    kept = judges.rating_stage(run, records, skipped=why)
+    kept = run.apply(rating.rating_stage, records, skipped=why).records
     assert [r.meta["rating"] for r in kept] == [{"skipped": why}] * 2
     # exact match instead of the LLM judge: no judge calls
-    out = judges.s3ft_stage(run, kept, skipped=why)
+    out = run.apply(s3ft.s3ft_stage, kept, skipped=why).records
     assert [r.meta["target_source"] for r in out] == ["own", "gold"]
     assert not any(stage.startswith("s3ft-judge") for stage in run.asked)
-    kept, datasets = judges.self_refine_stage(run, out, skipped=why)
+    outcome = run.apply(self_refine.self_refine_stage, out, skipped=why)
+    kept, datasets = outcome.records, outcome.datasets
     assert [r.meta["self"] for r in kept] == [{"skipped": why}] * 2 and datasets == {}
     assert [(name, len(dropped)) for name, _, _, dropped in run.stages] == [
         ("rating", 0),
@@ -234,7 +211,10 @@ def test_skipped_comparison_judge_makes_no_pairs():
         "meta-critique": '{"valid": true, "reason": "r"}',
     }
     run = FakeRun(script, multicritique={"enabled": True, "critics": [{"persona": "accuracy"}]})
-    out, datasets = judges.multicritique_stage(run, recs("Give 50 mg."), skipped="uncalibrated")
+    outcome = run.apply(
+        multicritique.multicritique_stage, recs("Give 50 mg."), skipped="uncalibrated"
+    )
+    out, datasets = outcome.records, outcome.datasets
     assert datasets["dpo"] == [] and "revise" not in run.asked
     assert out[0].meta["multicritique"]["comparison_skipped"] == "uncalibrated"
     assert len(datasets["critique_sft"]) == 1
@@ -254,7 +234,7 @@ def test_judge_records_gives_each_stage_its_skip_reason_and_returns_the_datasets
     )
     why = "uncalibrated: agreement 0.5 < 0.6"
     skipped = dict.fromkeys(("rating", "self_feedback", "comparison"), why)
-    out, datasets = judges.judge_records(run, recs("Give 50 mg."), [], skipped)
+    out, datasets = judge_records(run, recs("Give 50 mg."), [], skipped)
     assert [name for name, *_ in run.stages] == ["rating", "self_refine", "multicritique"]
     assert out[0].meta["rating"] == out[0].meta["self"] == {"skipped": why}
     assert out[0].meta["multicritique"]["comparison_skipped"] == why

@@ -84,25 +84,32 @@ def judged_run(vllm_llm, prefect_harness, tmp_path_factory):
     from flows.recipe import Recipe
     from flows.run import Run
     from flows.stages.calibrate import calibrate, skipped_judges
-    from flows.stages.judges import judged as judges
+    from flows.stages.judges import dedup, multicritique, rating, s3ft, self_refine
+
+    def apply(stage, records, skipped=None):
+        outcome = stage(run.tools(), records, [], skipped)
+        return run.record(outcome), outcome.datasets
 
     tmp = tmp_path_factory.mktemp("judged")
     run = Run.start(Recipe.model_validate(judged_recipe(tmp)))
     before = LLM_CALLS["conversations"]
-    skipped = skipped_judges(calibrate(run))  # none: the recipe's calibration.on_low is 'warn'
+    # none skipped: the recipe's calibration.on_low is 'warn'
+    skipped = skipped_judges(calibrate(run.tools()))
     records = demo_records()
     seen = {}
-    deduped = judges.dedup_stages(run, records)
+    deduped, _ = apply(dedup.dedup_stages, records)
     seen["dedup"] = (records, deduped)
-    rated = judges.rating_stage(run, deduped, skipped.get("rating"))
+    rated, _ = apply(rating.rating_stage, deduped, skipped.get("rating"))
     seen["rating"] = (deduped, rated)
-    targets = judges.s3ft_stage(run, rated, skipped.get("s3ft_equivalence"))
+    targets, _ = apply(s3ft.s3ft_stage, rated, skipped.get("s3ft_equivalence"))
     seen["s3ft"] = (rated, targets)
-    refined, feedback = judges.self_refine_stage(run, targets, skipped.get("self_feedback"))
+    refined, feedback = apply(self_refine.self_refine_stage, targets, skipped.get("self_feedback"))
     seen["self_refine"] = (targets, refined)
     # the weak 135M judge may reject every answer: critique the S3FT targets then
     critique_in = refined or targets
-    critiqued, critiques = judges.multicritique_stage(run, critique_in, skipped.get("comparison"))
+    critiqued, critiques = apply(
+        multicritique.multicritique_stage, critique_in, skipped.get("comparison")
+    )
     seen["multicritique"] = (critique_in, critiqued)
     seen["datasets"] = {**feedback, **critiques}
     run.finish(critiqued, 0.0, seen["datasets"])
@@ -138,7 +145,7 @@ def test_rating_threshold_drops_the_records_scored_under_it(judged_run):
     """The fixture's threshold (1) keeps every parsed score; the same replies (from the cache: no
     new LLM call) under a threshold above the lowest score must drop exactly those below it."""
     from filters.rating import apply_ratings, build_rating_prompt, rating_sampling
-    from flows.stages.judges.judged import RATING
+    from flows.stages.judges.rating import RATING
 
     run, seen = judged_run
     records, kept = seen["rating"]

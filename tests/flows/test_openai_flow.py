@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.stages.origins.self_instruct_steps import derive_seed
+from flows.stages.base import derive_seed
 from flows.tasks import OPENAI_STATS
 from generators.backends.vllm import cpu_dtype, cpu_engine_env
 from tests.faultproxy import FaultProxy

@@ -1,9 +1,10 @@
-"""The mix between origins (pure parts of flows/stages/mix.py) and its recipe section."""
+"""The mix between origins (flows/stages/mix.py) and its recipe section."""
 
 import pytest
 
 from flows.recipe import MixConfig
-from flows.stages.mix import mix_counts, origin
+from flows.stages.base import origin_of as origin
+from flows.stages.mix import mix_counts
 from generators.records import Record
 
 
@@ -45,23 +46,16 @@ def test_ablate_variants_name_origins():
 
 
 def test_the_mix_cuts_the_other_origins_and_keeps_every_facts_row():
-    from types import SimpleNamespace
-
-    from flows.recipe import Recipe
     from flows.stages.mix import mix_stage
+    from tests.flows.fake_run import FakeRun
 
-    recipe = Recipe.model_validate(
-        {"name": "x", "seeds": "s", "corpus": {"path": "c"},
-         "mix": {"self_instruct": 1, "reading": 1, "facts": 1}}
-    )  # fmt: skip
-    stages = []
-    run = SimpleNamespace(recipe=recipe, stage=lambda *a: stages.append(a))
+    run = FakeRun(mix={"self_instruct": 1, "reading": 1, "facts": 1})
     rows = [Record(f"si {i}", meta={"origin": "self_instruct"}) for i in range(2)]
     rows += [Record(f"rd {i}", meta={"origin": "reading"}) for i in range(6)]
     rows += [Record(f"fact {i}", meta={"origin": "facts"}) for i in range(50)]
-    kept = mix_stage(run, rows)
+    kept = run.apply(mix_stage, rows).records
     by = {o: sum(origin(r) == o for r in kept) for o in ("self_instruct", "reading", "facts")}
     assert by == {"self_instruct": 2, "reading": 2, "facts": 50}
-    [(name, n_in, _, dropped)] = stages
+    [(name, n_in, _, dropped)] = run.stages
     assert (name, n_in) == ("mix", 58)
     assert {r.meta["drop_reason"] for r in dropped} == {"mix_share_reading"}

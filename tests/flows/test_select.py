@@ -1,4 +1,5 @@
-"""Control flow of the selection stage (flows/stages/select.py) with a fake run, embedder and IFD task.
+"""Control flow of the selection stage (flows/stages/select.py) with a fake run, embedder and IFD
+task.
 
 No model is loaded: the embedder maps each instruction to a fixed vector and the IFD task is a
 stand-in that records what it was asked. The real path is covered end to end elsewhere.
@@ -7,9 +8,6 @@ stand-in that records what it was asked. The real path is covered end to end els
 from __future__ import annotations
 
 import logging
-from collections import Counter
-from contextlib import contextmanager
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -17,31 +15,13 @@ import pytest
 
 from flows.counts import reason_kind, stage_counts
 from flows.export import user_message
-from flows.recipe import Recipe
 from flows.stages import select
 from flows.tasks import content_key
 from generators.records import Record
+from tests.flows.fake_run import FakeRun
 
 # instruction -> embedding; "near" is almost "top" (cos ~0.99995), "far" is orthogonal to both
 VECTORS = {"top": [1.0, 0.0], "near": [1.0, 0.01], "far": [0.0, 1.0], "mid": [1.0, 1.0]}
-
-
-class FakeRun:
-    def __init__(self, **recipe) -> None:
-        base = {"name": "t", "seeds": "s.jsonl", "corpus": {"path": "c.jsonl"}}
-        self.recipe = Recipe.model_validate({**base, **recipe})
-        self.model_id = "fake-model@1"
-        self.cache = Path("/nonexistent/cache")
-        self.stages: list[tuple[str, int, list[Record], list[Record]]] = []
-        self.seconds = Counter()
-
-    @contextmanager
-    def timed(self, stage):
-        self.seconds[stage] += 1
-        yield
-
-    def stage(self, name, n_in, kept, dropped):
-        self.stages.append((name, n_in, kept, dropped))
 
 
 class FakeEmbedder:
@@ -79,14 +59,14 @@ def test_disabled_passes_records_through_and_writes_no_stage(monkeypatch):
     monkeypatch.setattr(select, "get_embedder", lambda name: pytest.fail("embedder loaded"))
     run = FakeRun()
     records = rated(("top", 5), ("near", 4))
-    assert select.select_stage(run, records) is records
+    assert select.select_stage(run.tools(), records).records is records
     assert run.stages == []
 
 
 def test_rating_utility_keeps_the_top_rated_diverse_records(embedder):
     run = rating_run()
     records = rated(("mid", None), ("near", 4), ("top", 5), ("far", 3))
-    kept = select.select_stage(run, records)
+    kept = run.apply(select.select_stage, records).records
     # top (5) first; near (4) is a near-copy of it; far (3) fills the budget; mid is left over
     assert [r.instruction for r in kept] == ["top", "far"]
     name, n_in, stage_kept, dropped = run.stages[0]
@@ -108,7 +88,7 @@ def test_rating_utility_keeps_the_top_rated_diverse_records(embedder):
 
 def test_the_funnel_names_both_reasons_by_kind(embedder):
     run = rating_run()
-    select.select_stage(run, rated(("mid", None), ("near", 4), ("top", 5), ("far", 3)))
+    run.apply(select.select_stage, rated(("mid", None), ("near", 4), ("top", 5), ("far", 3)))
     name, n_in, kept, dropped = run.stages[0]
     counts = stage_counts(name, n_in, kept, dropped)
     assert counts["reasons"] == {"selection_over_budget": 1, "selection_cos": 1}
@@ -118,7 +98,7 @@ def test_the_funnel_names_both_reasons_by_kind(embedder):
 def test_no_records_writes_an_empty_stage_without_embedding(monkeypatch):
     monkeypatch.setattr(select, "get_embedder", lambda name: pytest.fail("embedder loaded"))
     run = rating_run()
-    assert select.select_stage(run, []) == []
+    assert run.apply(select.select_stage, []).records == []
     assert run.stages == [("select", 0, [], [])]
 
 
@@ -126,7 +106,9 @@ def test_skipped_rating_judge_is_warned_about(embedder, caplog):
     run = rating_run(budget=5)
     records = [Record(instruction=n, meta={"rating": {"skipped": "x"}}) for n in ("top", "far")]
     with caplog.at_level(logging.WARNING, logger="selfalign"):
-        kept = select.select_stage(run, records, rating_skipped="uncalibrated (agreement 0.40)")
+        kept = run.apply(
+            select.select_stage, records, rating_skipped="uncalibrated (agreement 0.40)"
+        ).records
     assert [r.meta["selection"]["utility"] for r in kept] == [0.0, 0.0]
     assert "uncalibrated (agreement 0.40)" in caplog.text
 
@@ -159,7 +141,7 @@ def test_ifd_utility_scores_the_exported_prompt_and_ranks_ifd_over_one_last(monk
         Record(instruction="far", output="a2"),
         Record(instruction="mid", output="a3"),
     ]
-    kept = select.select_stage(run, records)
+    kept = run.apply(select.select_stage, records).records
 
     prompts = [user_message(r) for r in records]
     assert prompts[0] == "top\n\nctx"

@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.ops.serve import deployment_names, schedule
+from flows.ops.serve import schedule
+from flows.ops.trigger import deployment_names
 from flows.ops.ui import api_url, start_server, stop_server, wait_healthy
 from flows.recipe import Recipe
 
@@ -190,7 +191,7 @@ def _serve_and_check(api: str, tmp_path: Path) -> None:
 
 
 def test_trigger_without_a_deployment_is_reported_not_raised(prefect_harness, tmp_path):
-    from flows.ops.serve import trigger_fine_tune
+    from flows.ops.trigger import trigger_fine_tune
 
     recipe = Recipe.model_validate(
         {**serve_recipe(tmp_path, "unserved"), "serve": {"trigger_fine_tune": True}}

@@ -1,4 +1,5 @@
-"""The Prefect dashboard in a real browser: a tiny run reports to a server started by flows/ops/ui.py,
+"""The Prefect dashboard in a real browser: a tiny run reports to a server started by
+flows/ops/ui.py,
 then headless chromium renders its flow run page and its funnel artifacts.
 
 Screenshots are kept in test-output/ui/ (the test prints their paths).

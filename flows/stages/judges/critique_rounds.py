@@ -1,4 +1,4 @@
-"""MultiCritique's model rounds, run in this order by `flows.stages.judges.judged.multicritique_stage`:
+"""MultiCritique's model rounds, run in this order by `multicritique.py`:
 
     critique_round       every critic critiques every record          -> Judged.critiques
     meta_critique_round  the meta-critic judges every critique unit   -> Judged.summary
@@ -9,7 +9,7 @@
 A `Judged` carries one record through the rounds; a `Unit` or a `Revision` points at its
 `Judged`, so no list is matched to another by position. Batches keep one order: units critic by
 critic, revisions record by record. Prompts and parsing are the pure functions of
-`filters/multicritique*.py`; every model call goes through `Run.llm_all` (cached batches).
+`filters/multicritique*.py`; every model call goes through `Tools.llm` (the run's cached batches).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from filters.multicritique_parse import (
     parse_revision,
 )
 from filters.multicritique_targets import preference_pair, summary
-from flows.run import Run
+from flows.stages.base import Tools
 from generators.llm import Sampling
 from generators.records import Record
 
@@ -90,22 +90,22 @@ def critic_names(critics) -> list[str]:
     return names
 
 
-def critique_round(run: Run, records: list[Record], names: list[str]) -> list[Judged]:
+def critique_round(tools: Tools, records: list[Record], names: list[str]) -> list[Judged]:
     """Each record with every critic's parsed critique (units, or the parser's reason)."""
-    cfg = run.recipe.multicritique
+    cfg = tools.recipe.multicritique
     items = [Judged(record) for record in records]
     for critic, name in zip(cfg.critics, names, strict=True):
         prompts = [
             mc.critique_prompt(r.instruction, r.input, r.output, critic.persona) for r in records
         ]
         sampling = mc.critique_sampling(critic.seed, cfg.max_tokens)
-        replies = run.llm_all(f"critique-{name}", prompts, sampling, model=critic.model, code=MULTI)
+        replies = tools.llm(f"critique-{name}", prompts, sampling, model=critic.model, code=MULTI)
         for item, samples in zip(items, replies, strict=True):
             item.critiques[name] = parse_critique(samples[0])
     return items
 
 
-def meta_critique_round(run: Run, items: list[Judged], names: list[str]) -> list[Unit]:
+def meta_critique_round(tools: Tools, items: list[Judged], names: list[str]) -> list[Unit]:
     """Every critique unit, judged valid or not; each item gets its verdicts and summary."""
     units = [
         Unit(item, name, unit)
@@ -120,8 +120,8 @@ def meta_critique_round(run: Run, items: list[Judged], names: list[str]) -> list
         )
         for u in units
     ]
-    sampling = mc.judge_sampling(mc.META_SCHEMA, run.recipe.multicritique.judge_max_tokens)
-    replies = run.llm_all("meta-critique", prompts, sampling, code=MULTI)
+    sampling = mc.judge_sampling(mc.META_SCHEMA, tools.recipe.multicritique.judge_max_tokens)
+    replies = tools.llm("meta-critique", prompts, sampling, code=MULTI)
     for unit, samples in zip(units, replies, strict=True):
         unit.item.verdicts.append(parse_meta_verdict(samples[0]))
     for item in items:
@@ -130,7 +130,7 @@ def meta_critique_round(run: Run, items: list[Judged], names: list[str]) -> list
 
 
 def revision_round(
-    run: Run, items: list[Judged], names: list[str], sampling: Sampling
+    tools: Tools, items: list[Judged], names: list[str], sampling: Sampling
 ) -> list[Revision]:
     """Each response revised once per critic with valid units; empty revisions are left out."""
     jobs = [
@@ -143,7 +143,7 @@ def revision_round(
         mc.revision_prompt(item.record.instruction, item.record.input, item.record.output, units)
         for item, _, units in jobs
     ]
-    replies = run.llm_all("revise", prompts, sampling, code=MULTI)
+    replies = tools.llm("revise", prompts, sampling, code=MULTI)
     revisions = []
     for (item, name, _), samples in zip(jobs, replies, strict=True):
         if text := parse_revision(samples[0]):
@@ -151,7 +151,7 @@ def revision_round(
     return revisions
 
 
-def compare_round(run: Run, revisions: list[Revision]) -> None:
+def compare_round(tools: Tools, revisions: list[Revision]) -> None:
     """A judge compares each revision with its original (in a fixed random order); each item
     gets the comparisons and the preference pairs their verdicts give."""
     prompts = []
@@ -159,8 +159,8 @@ def compare_round(run: Run, revisions: list[Revision]) -> None:
         r = rev.item.record
         a, b = (rev.text, r.output) if rev.first else (r.output, rev.text)
         prompts.append(mc.comparison_prompt(r.instruction, r.input, a, b))
-    sampling = mc.judge_sampling(mc.COMPARE_SCHEMA, run.recipe.multicritique.judge_max_tokens)
-    replies = run.llm_all("compare", prompts, sampling, code=MULTI)
+    sampling = mc.judge_sampling(mc.COMPARE_SCHEMA, tools.recipe.multicritique.judge_max_tokens)
+    replies = tools.llm("compare", prompts, sampling, code=MULTI)
     for rev, samples in zip(revisions, replies, strict=True):
         r, verdict = rev.item.record, parse_comparison(samples[0])
         rev.item.comparisons.append(

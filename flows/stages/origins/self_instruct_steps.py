@@ -6,13 +6,13 @@ so every step here is tested with plain strings.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from filters.base import split
+from flows.stages.base import derive_seed
 from generators.corpus import Passage
 from generators.llm import Conversation
 from generators.records import Record
@@ -26,12 +26,6 @@ from generators.self_instruct import (
     parse_instruction_list,
     parse_yes_no,
 )
-
-
-def derive_seed(base: int, *parts: Any) -> int:
-    """A 31-bit sampling seed per (recipe seed, stage, batch): (0, "gen", 1) -> 1934...."""
-    digest = hashlib.sha256(":".join(map(str, (base, *parts))).encode()).hexdigest()
-    return int(digest[:8], 16) >> 1
 
 
 @lru_cache(maxsize=4)
