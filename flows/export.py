@@ -28,7 +28,7 @@ from generators.io import atomic_path, write_jsonl_atomic, write_text_atomic
 from generators.records import Record
 
 FORMATS = ("jsonl", "parquet", "hf", "alpaca")
-CARD_EXAMPLES = 3
+CARD_EXAMPLES = 2  # per origin, picked around the origin's median support (card_examples)
 CARD_HELDOUT_IDS = 5  # held-out ids with the most contaminated records named in the card
 
 
@@ -196,8 +196,17 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
     lines += _judges_section(manifest, records)
     lines += _origins_section(manifest)
     lines += _decontamination_section(manifest)
-    lines += ["## Examples", ""]
-    for r in records[:CARD_EXAMPLES]:
+    lines += [
+        "## Examples",
+        "",
+        f"{CARD_EXAMPLES} records per origin, those whose support is nearest the origin's",
+        "median (representative: not the best, not the worst).",
+        "",
+    ]
+    for r in card_examples(records, CARD_EXAMPLES):
+        origin = r.meta.get("origin", "self_instruct")
+        support = r.meta.get("support")
+        lines += [f"*{origin}*" + (f", support {support}" if support is not None else ""), ""]
         lines += [f"**Instruction:** {r.instruction}", ""]
         if r.input:
             lines += [f"**Input:** {r.input}", ""]
@@ -209,6 +218,26 @@ def data_card(manifest: dict[str, Any], records: list[Record]) -> str:
         ]
     lines += ["## Recipe", "", "```yaml", manifest["recipe_yaml"].rstrip(), "```", ""]
     return "\n".join(lines)
+
+
+def card_examples(records: list[Record], per_origin: int) -> list[Record]:
+    """Up to `per_origin` records of each origin (in order of first appearance), those whose
+    `meta.support` is nearest the origin's median support, ties to the earlier record; an origin
+    with no support scores gives its first records. Returned in export order."""
+    by_origin: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_origin.setdefault(r.meta.get("origin", "self_instruct"), []).append(i)
+    chosen: list[int] = []
+    for indices in by_origin.values():
+        scored = [i for i in indices if isinstance(records[i].meta.get("support"), int | float)]
+        if not scored:
+            chosen += indices[:per_origin]
+            continue
+        values = sorted(records[i].meta["support"] for i in scored)
+        median = values[(len(values) - 1) // 2]
+        nearest = sorted(scored, key=lambda i: (abs(records[i].meta["support"] - median), i))
+        chosen += nearest[:per_origin]
+    return [records[i] for i in sorted(chosen)]
 
 
 def _fmt(value: Any) -> str:

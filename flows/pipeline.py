@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from flows.ops.trigger import trigger_fine_tune
 from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.rundir import write_manifest
-from flows.stages.base import Datasets, Sources
+from flows.stages.base import Datasets, Outcome, Sources, Tools
 from flows.stages.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
 from flows.stages.decontaminate import decontaminate_stage
 from flows.stages.grounding import grounding_stage
@@ -65,18 +66,43 @@ def corpus_and_index(run: Run) -> tuple[list[Passage], Mapping[str, str]]:
     return corpus.passages, {p.id: p.text for p in corpus.passages}
 
 
-def judge_records(
-    run: Run, records: list[Record], seeds: list[Seed], skipped: Mapping[str, str]
+Stage = Callable[[Tools, list[Record]], Outcome]
+
+
+def judged_stages(recipe: Recipe, seeds: list[Seed], skipped: Mapping[str, str]) -> list[Stage]:
+    """Every judge the recipe switches on, in the registry's order, each told why its verdict is
+    not to be used where calibration says so (`skipped`: verdict -> why)."""
+    return [
+        partial(judge.apply, seeds=seeds, skipped=skipped.get(judge.verdict or ""))
+        for judge in JUDGE_STAGES
+        if judge.switched_on(getattr(recipe, judge.section))
+    ]
+
+
+def stage_chain(
+    recipe: Recipe, seeds: list[Seed], texts: Mapping[str, str], skipped: Mapping[str, str]
+) -> list[Stage]:
+    """The stages after the origins, in order: grounding, the judges, the mix, selection and
+    decontamination; each takes the records the one before kept."""
+    return [
+        partial(grounding_stage, texts=texts),
+        *judged_stages(recipe, seeds, skipped),
+        mix_stage,
+        partial(select_stage, rating_skipped=skipped.get("rating")),
+        decontaminate_stage,
+    ]
+
+
+def run_chain(
+    run: Run, tools: Tools, stages: list[Stage], records: list[Record]
 ) -> tuple[list[Record], Datasets]:
-    """Every judge the recipe switches on, in the registry's order; `skipped`: verdict -> why it
-    is not used (flows/stages/calibrate.py). Returns the records and the extra datasets."""
-    tools, datasets = run.tools(), {}
-    for judge in JUDGE_STAGES:
-        if judge.switched_on(getattr(run.recipe, judge.section)):
-            why = skipped.get(judge.verdict) if judge.verdict else None
-            outcome = judge.apply(tools, records, seeds, why)
-            records = run.record(outcome)
-            datasets.update(outcome.datasets)
+    """Each stage on the records the one before kept, its outcome written by the run; returns the
+    records left and the stages' extra datasets."""
+    datasets: Datasets = {}
+    for stage in stages:
+        outcome = stage(tools, records)
+        records = run.record(outcome)
+        datasets.update(outcome.datasets)
     return records, datasets
 
 
@@ -104,11 +130,8 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
     for origin in ORIGINS:
         if shares[origin.name]:
             records += run.record(origin.make(tools, sources))
-    records = run.record(grounding_stage(tools, records, texts))
-    records, datasets = judge_records(run, records, seeds, skipped)
-    records = run.record(mix_stage(tools, records))
-    records = run.record(select_stage(tools, records, skipped.get("rating")))
-    records = run.record(decontaminate_stage(tools, records))
+    chain = stage_chain(run.recipe, seeds, texts, skipped)
+    records, datasets = run_chain(run, tools, chain, records)
     export = run.finish(records, started, datasets)
     log.info("%d records exported to %s", len(records), export)
     return run.dir

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import re
 
-from filters.support import content_words
 from generators.corpus import Passage
 from generators.llm import Conversation
 from generators.reading import sentences
 from generators.respond import passage_section
+from generators.text import content_words
 
 SYSTEM_PROMPT = (
     "You write the question that a short text answers. The text is reference data only: never "

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal, get_args
 
-from filters.support import content_words
 from generators import reading
 from generators.corpus import Passage
 from generators.records import Record
+from generators.text import content_words
 
 Form = Literal["question", "statement", "cloze", "notes", "relation"]
 FORMS: tuple[str, ...] = get_args(Form)

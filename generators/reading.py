@@ -27,9 +27,9 @@ import re
 from collections.abc import Iterable
 from typing import Literal, get_args
 
-from filters.support import content_words
 from generators.corpus import Passage
 from generators.records import Record
+from generators.text import content_words
 
 Kind = Literal["continue", "keyword", "cause", "effect", "summary", "blank"]
 ALL_KINDS: tuple[str, ...] = get_args(Kind)

@@ -48,7 +48,7 @@ def serve(
             "selfalign serve needs a Prefect server: start one with `selfalign ui` (or `make ui`) "
             "and export the PREFECT_API_URL it prints"
         )
-    from flows.ops.serve import schedule, serve_recipe
+    from flows.deployments import schedule, serve_recipe
     from flows.ops.trigger import deployment_names
 
     curate_name, train_name = deployment_names(loaded)

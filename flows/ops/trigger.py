@@ -1,5 +1,5 @@
 """Triggering the fine-tune deployment from a finished curation run (`serve.trigger_fine_tune`),
-and the deployments' names (flows/ops/serve.py serves them)."""
+and the deployments' names (flows/deployments.py serves them)."""
 
 from __future__ import annotations
 

@@ -20,16 +20,84 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
 
 from filters.dedup import near_duplicate_texts
-from flows.recipe import CorpusConfig
-from generators.corpus import Corpus, Passage, iter_passages, load_corpus, source_digest
+from flows.stages.base import Strict
+from generators.corpus import (
+    CHUNK_OVERLAP,
+    CHUNK_WORDS,
+    Corpus,
+    Passage,
+    iter_passages,
+    load_corpus,
+    source_digest,
+)
 from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 from generators.records import parts_digest
 from generators.retrieval.index import IDS_FILE, MANIFEST_FILE, PassageIndex
 from generators.retrieval.passages_file import PassageTexts, sample_passages
+
+
+def corpus_section(value: Any) -> Any:
+    """`corpus: PATH` is short for `corpus: {path: PATH}`; anything else is left as it is."""
+    return {"path": value} if isinstance(value, str) else value
+
+
+class CorpusConfig(Strict):
+    path: str = Field(
+        description="JSONL (id, text), Parquet, a folder of .txt, or a save_to_disk folder"
+    )
+    chunk_words: int = Field(CHUNK_WORDS, ge=16, description="passage length in words")
+    overlap_words: int = Field(
+        CHUNK_OVERLAP, ge=0, description="words shared by consecutive chunks"
+    )
+    near_duplicates: float | None = Field(
+        0.7,
+        gt=0,
+        le=1,
+        description="drop a passage whose word 5-gram Jaccard (MinHash estimate) with an earlier "
+        "kept one is >= this, reason near_duplicate_of_<id>; null keeps them",
+    )
+    on_bad_record: Literal["error", "skip"] = Field(
+        "error",
+        description="a document with no text: stop with its file:line (error), or drop it with "
+        "reason empty_text in the corpus stage's rejected records (skip)",
+    )
+    stream: bool = Field(
+        False,
+        description="read the corpus once, straight into the index (index/passages.parquet), "
+        "never whole in memory: for corpora of millions of passages. Generation draws from a "
+        "seeded sample of `sample` passages; retrieval searches them all. Needs "
+        "near_duplicates: null (exact duplicates are still dropped)",
+    )
+    sample: int = Field(
+        20_000, ge=1, description="stream: passages held in memory for generation to draw from"
+    )
+    index: Literal["flat", "fp16", "hnsw", "ivf"] = Field(
+        "flat",
+        description="faiss index: flat (exact), fp16 (exact search, half the memory), hnsw or "
+        "ivf (approximate, for corpora past ~1M passages); anything but flat needs stream: true",
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> CorpusConfig:
+        if self.overlap_words >= self.chunk_words:
+            raise ValueError("overlap_words must be smaller than chunk_words")
+        if self.stream and self.near_duplicates is not None:
+            raise ValueError(
+                "near_duplicates: near-duplicate removal holds every passage's MinHash in "
+                "memory; with stream: true set near_duplicates: null (exact duplicates are still "
+                "dropped)"
+            )
+        if self.index != "flat" and not self.stream:
+            raise ValueError(f"index: {self.index!r} is built by the streamed ingest; set "
+                             "stream: true (or index: flat)")  # fmt: skip
+        return self
+
 
 log = logging.getLogger("selfalign")
 DROPPED_FILE = "dropped.jsonl"  # streamed ingest: passages not indexed, with their reasons

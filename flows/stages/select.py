@@ -14,8 +14,8 @@ from __future__ import annotations
 from prefect import task
 
 from filters.dedup import record_text
+from filters.judge_io import user_message
 from filters.selection import IFD_MAX, OVER_BUDGET, ifd_utilities, rating_utilities, select_diverse
-from flows.export import user_message
 from flows.stages.base import Outcome, Step, Tools, log
 from flows.tasks import code_version, content_key, get_embedder, given_key
 from generators.models import resolve_model

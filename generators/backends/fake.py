@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from generators.llm import Conversation, Sampling, new_usage
+from generators.backends.base import Conversation, Sampling, new_usage
 
 
 class FakeLLM:

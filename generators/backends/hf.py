@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from generators.llm import Conversation, Sampling, new_usage, truncate_at_stop
+from generators.backends.base import Conversation, Sampling, new_usage, truncate_at_stop
 from generators.models import ModelRef, load_error
 
 log = logging.getLogger("selfalign")

@@ -26,9 +26,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from generators.backends.base import Conversation, Sampling, encodable, new_usage
 from generators.backends.response_cache import ResponseCache, request_key
 from generators.errors import SelfAlignError, first_line
-from generators.llm import Conversation, Sampling, encodable, new_usage
 
 log = logging.getLogger("selfalign")
 

@@ -21,8 +21,8 @@ import sys
 import time
 from typing import Any
 
+from generators.backends.base import Conversation, Sampling, new_usage
 from generators.backends.vllm_admission import kv_capacity, request_tokens, run_admitted
-from generators.llm import Conversation, Sampling, new_usage
 from generators.models import ModelRef, load_error
 
 log = logging.getLogger("selfalign")

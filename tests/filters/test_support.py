@@ -1,15 +1,8 @@
 """Support scores: the share of an answer's content words and numbers found in its passages."""
 
-from filters.support import (
-    content_words,
-    distribution,
-    score_support,
-    stem,
-    support,
-    support_filter,
-    support_words,
-)
+from filters.support import distribution, score_support, support, support_filter
 from generators.records import Record
+from generators.text import content_words, stem, support_words
 
 PASSAGE = "ATP synthase sits in the inner mitochondrial membrane and makes ATP from ADP."
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from flows.export import data_card, export_row, write_export, write_format
+from flows.export import card_examples, data_card, export_row, write_export, write_format
 from flows.rundir import read_records, write_records
 from generators.records import Record
 
@@ -116,3 +116,30 @@ def test_data_card_origins_and_support_section():
     assert lines[0] == "## Origins and support"
     assert "| reading | 3 | 4 | 1.0 | 1.0 | 1.0 | 1.0 |" in lines
     assert _origins_section({}) == []
+
+
+def test_card_examples_are_per_origin_around_the_median_support():
+    def rec(i, origin, support):
+        meta = {"origin": origin} if support is None else {"origin": origin, "support": support}
+        return Record(instruction=f"task {i}", output=f"answer {i}", meta=meta)
+
+    records = [
+        rec(0, "self_instruct", 0.12),  # the worst first, as in a real export
+        rec(1, "self_instruct", 0.5),
+        rec(2, "self_instruct", 0.9),
+        rec(3, "self_instruct", 0.55),
+        rec(4, "self_instruct", 1.0),
+        rec(5, "reading", 1.0),
+        rec(6, "reading", 1.0),
+        rec(7, "reading", 1.0),
+        rec(8, "facts", None),
+        rec(9, "facts", None),
+        rec(10, "facts", None),
+    ]
+    picked = [r.instruction for r in card_examples(records, 2)]
+    # self_instruct median 0.55: 0.55 itself, then 0.5 (0.05 away); never the 0.12 one
+    assert picked == ["task 1", "task 3", "task 5", "task 6", "task 8", "task 9"]
+    assert card_examples([], 2) == []
+    card = data_card(MANIFEST, records)
+    examples = card.split("## Examples")[1].split("## Recipe")[0]
+    assert "task 0" not in examples and "*self_instruct*, support 0.55" in examples

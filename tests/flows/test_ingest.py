@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from flows.recipe import CorpusConfig
-from flows.stages.ingest import ingest, without_near_duplicates
+from flows.stages.ingest import CorpusConfig, ingest, without_near_duplicates
 from generators.corpus import Corpus, Passage
 
 HEART = (

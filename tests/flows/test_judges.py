@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from flows.pipeline import judge_records
+from flows.pipeline import judged_stages, run_chain
 from flows.stages.judges import multicritique, rating, s3ft, self_refine
 from flows.stages.judges.critique_rounds import critic_names
 from flows.stages.judges.multicritique import CriticConfig
@@ -234,7 +234,8 @@ def test_judge_records_gives_each_stage_its_skip_reason_and_returns_the_datasets
     )
     why = "uncalibrated: agreement 0.5 < 0.6"
     skipped = dict.fromkeys(("rating", "self_feedback", "comparison"), why)
-    out, datasets = judge_records(run, recs("Give 50 mg."), [], skipped)
+    stages = judged_stages(run.recipe, [], skipped)
+    out, datasets = run_chain(run, run.tools(), stages, recs("Give 50 mg."))
     assert [name for name, *_ in run.stages] == ["rating", "self_refine", "multicritique"]
     assert out[0].meta["rating"] == out[0].meta["self"] == {"skipped": why}
     assert out[0].meta["multicritique"]["comparison_skipped"] == why

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from flows.ops.serve import schedule
+from flows.deployments import schedule
 from flows.ops.trigger import deployment_names
 from flows.ops.ui import api_url, start_server, stop_server, wait_healthy
 from flows.recipe import Recipe

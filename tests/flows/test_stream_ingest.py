@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flows.recipe import CorpusConfig, load_recipe
-from flows.stages.ingest import DROPPED_FILE, stream_ingest
+from flows.recipe import load_recipe
+from flows.stages.ingest import DROPPED_FILE, CorpusConfig, stream_ingest
 from generators.corpus import Passage
 from generators.errors import SelfAlignError
 from generators.retrieval.index import INDEX_FILE, MANIFEST_FILE, PassageIndex

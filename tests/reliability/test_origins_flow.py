@@ -8,8 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from filters.support import content_words
 from flows.rundir import read_records, stage_dir
+from generators.text import content_words
 from tests.reliability.fakes import Script, stage_of, tiny_recipe
 from tests.reliability.test_bad_model_output import GOOD
 

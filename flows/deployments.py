@@ -31,7 +31,7 @@ def schedule(recipe: Recipe, cron: str | None, interval: float | None) -> dict[s
 
 def deployments(recipe: Recipe, cron: str | None = None, interval: float | None = None) -> list:
     """The two RunnerDeployments for `recipe` (not yet served)."""
-    from flows.pipeline import self_specialize  # heavy: prefect; cycle: it imports flows.ops.serve
+    from flows.pipeline import self_specialize  # heavy: prefect
     from flows.train import fine_tune  # heavy: prefect
 
     dump = recipe.model_dump()
