@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from flows.stages.base import Judge, Origin
 from flows.stages.judges import dedup, multicritique, rating, s3ft, self_refine
-from flows.stages.origins import backtranslation, facts, reading, self_instruct
+from flows.stages.origins import backtranslation, facts, reading, seeds, self_instruct
 
 ORIGINS: tuple[Origin, ...] = (
     self_instruct.ORIGIN,
     backtranslation.ORIGIN,
     reading.ORIGIN,
     facts.ORIGIN,
+    seeds.ORIGIN,
 )
 
 JUDGES: tuple[Judge, ...] = (
