@@ -169,14 +169,10 @@ class Run:
             write_jsonl_atomic(self.dir / FAILED_FILE, earlier + self.failed_requests)
 
     def llm_all(
-        self,
-        stage: str,
-        conversations: list[Conversation],
-        sampling: Sampling,
-        model: str | None = None,
-        code: tuple[str, ...] = PROMPT_MODULES,
+        self, stage: str, conversations: list[Conversation], sampling: Sampling, **options: Any
     ) -> list[list[str]]:
-        """`llm` over any number of conversations, in cached batches of `batch_records`.
+        """`llm` over any number of conversations, in cached batches of `batch_records`;
+        `options` (model, code) as `llm` takes them.
 
         A seeded sampling gets a seed per batch derived from (seed, stage, batch).
         """
@@ -186,7 +182,7 @@ class Run:
             if sampling.seed is not None:
                 batch_sampling = replace(sampling, seed=derive_seed(sampling.seed, stage, b))
             batch = conversations[start : start + size]
-            replies += self.llm(stage, b, batch, batch_sampling, model, code)
+            replies += self.llm(stage, b, batch, batch_sampling, **options)
         return replies
 
     @contextmanager

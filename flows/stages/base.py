@@ -158,8 +158,9 @@ class Judge:
     folders it writes (each a recipe-minus-<stage> variant of the ablation); `switched_on(cfg)`
     whether the recipe runs it; `apply(tools, records, seeds, skipped)` the stage, where `skipped`
     says why its calibrated verdict is not to be used (None: use it). A judge with a model verdict
-    names it (`verdict`), says whether the recipe's section asks for it (`asks_verdict(cfg)`) and
-    gives its `verdicts(tools, items)` on the calibration check items (True: judged correct).
+    names it (`verdict`), says whether the recipe's section asks for it (`asks_verdict(cfg)`; None:
+    whenever the judge is switched on) and gives its `verdicts(tools, items)` on the calibration
+    check items (True: judged correct).
     """
 
     section: str

@@ -36,9 +36,12 @@ CALIBRATION_FILE = "calibration.json"
 
 def judges_in(recipe) -> list[str]:
     """The verdicts the recipe's switched-on judges ask for."""
-    return [
-        j.verdict for j in JUDGE_STAGES if j.verdict and j.asks_verdict(getattr(recipe, j.section))
-    ]
+    asked = []
+    for j in JUDGE_STAGES:
+        cfg = getattr(recipe, j.section)
+        if j.verdict and (j.asks_verdict or j.switched_on)(cfg):
+            asked.append(j.verdict)
+    return asked
 
 
 def judge_verdicts(tools: Tools, judge: str, items: list[cal.CheckItem]) -> list[bool | None]:

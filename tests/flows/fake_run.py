@@ -1,5 +1,6 @@
-"""A stand-in for `flows.run.Run` in unit tests of the stages: it hands stages `Tools` whose LLM
-answers from a script keyed by stage name, and writes nothing (it keeps each stage's counts)."""
+"""A stand-in for `flows.run.Run` in unit tests of the stages: `Run.tools` and `Run.record` over an
+LLM that answers from a script keyed by stage name; it writes nothing (it keeps each stage's
+records in `stages`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from flows.recipe import Recipe
-from flows.stages.base import Outcome, Tools
+from flows.run import Run
+from flows.stages.base import Outcome
 from generators.records import Record
 
 BASE = {"name": "t", "seeds": "s.jsonl", "corpus": {"path": "c.jsonl"}}
@@ -42,26 +44,21 @@ class FakeRun:
         self.seconds[stage] += 1
         yield
 
-    def tools(self) -> Tools:
-        return Tools(
-            recipe=self.recipe,
-            llm=self.llm_all,
-            llm_batch=self.llm,
-            retrieve=lambda batch, queries: [[] for _ in queries],
-            encoder=lambda: None,
-            minhasher=lambda: None,
-            timed=self.timed,
-            lineage=self.lineage,
-            model_id=self.model_id,
-            cache=self.cache,
-            run_dir=self.dir,
-        )
+    def retrieve(self, batch, queries):
+        return [[] for _ in queries]
 
-    def record(self, outcome: Outcome) -> list[Record]:
-        for step in outcome.steps:
-            self.stages.append((step.name, step.n_in, step.kept, step.dropped))
-        self.sections.update(outcome.manifest)
-        return outcome.records
+    def encoder(self):
+        return None
+
+    def minhasher(self):
+        return None
+
+    def stage(self, name, n_in, kept, dropped):
+        self.stages.append((name, n_in, kept, dropped))
+
+    # the run's own: what a stage is handed, and how its outcome is kept
+    tools = Run.tools
+    record = Run.record
 
     def apply(self, stage, *args, **kwargs) -> Outcome:
         """Run a stage function on this run's tools and keep what it wrote."""

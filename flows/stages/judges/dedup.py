@@ -39,10 +39,5 @@ def dedup_stages(
     return Outcome(records, steps)
 
 
-JUDGE = Judge(
-    section="dedup",
-    config=DedupConfig,
-    stages=("minhash_dedup", "embedding_dedup"),
-    switched_on=lambda cfg: cfg.minhash or cfg.embedding,
-    apply=dedup_stages,
-)
+JUDGE = Judge("dedup", DedupConfig, ("minhash_dedup", "embedding_dedup"),
+              switched_on=lambda cfg: cfg.minhash or cfg.embedding, apply=dedup_stages)  # fmt: skip

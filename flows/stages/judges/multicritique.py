@@ -113,13 +113,6 @@ def comparison_verdicts(tools: Tools, items: list) -> list[bool | None]:
     return verdicts
 
 
-JUDGE = Judge(
-    section="multicritique",
-    config=MultiCritiqueConfig,
-    stages=("multicritique",),
-    switched_on=lambda cfg: cfg.enabled,
-    apply=multicritique_stage,
-    verdict="comparison",
-    asks_verdict=lambda cfg: cfg.enabled,
-    verdicts=comparison_verdicts,
-)
+JUDGE = Judge("multicritique", MultiCritiqueConfig, ("multicritique",),
+              switched_on=lambda cfg: cfg.enabled, apply=multicritique_stage,
+              verdict="comparison", verdicts=comparison_verdicts)  # fmt: skip

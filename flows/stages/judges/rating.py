@@ -18,9 +18,6 @@ from flows.stages.judges.passthrough import passed_through
 from generators.records import Record
 from generators.seeds import Seed
 
-# The modules whose source keys the stage's cached LLM batches (see flows.tasks.code_version).
-RATING = ("filters.rating", "filters.judge_io")
-
 
 class RatingConfig(Strict):
     """Alpagasus-style rating judge (filters/rating.py)."""
@@ -28,6 +25,9 @@ class RatingConfig(Strict):
     enabled: bool = False
     threshold: int = Field(RATING_MIN, ge=1, le=5, description="keep records scored >= this (1-5)")
     max_tokens: int = Field(RATING_MAX_TOKENS, ge=16)
+
+
+RATING = ("filters.rating", "filters.judge_io")  # their source keys the cached batches
 
 
 def rating_stage(
@@ -54,13 +54,5 @@ def rating_verdicts(tools: Tools, items: list) -> list[bool | None]:
     return [None if isinstance(p, str) else p[0] >= cfg.threshold for p in parsed]
 
 
-JUDGE = Judge(
-    section="rating",
-    config=RatingConfig,
-    stages=("rating",),
-    switched_on=lambda cfg: cfg.enabled,
-    apply=rating_stage,
-    verdict="rating",
-    asks_verdict=lambda cfg: cfg.enabled,
-    verdicts=rating_verdicts,
-)
+JUDGE = Judge("rating", RatingConfig, ("rating",), switched_on=lambda cfg: cfg.enabled,
+              apply=rating_stage, verdict="rating", verdicts=rating_verdicts)  # fmt: skip

@@ -137,13 +137,6 @@ def equivalence_verdicts(tools: Tools, items: list) -> list[bool | None]:
     return [p if isinstance(p, bool) else None for p in parsed]
 
 
-JUDGE = Judge(
-    section="s3ft",
-    config=S3FTConfig,
-    stages=("s3ft",),
-    switched_on=lambda cfg: cfg.enabled,
-    apply=s3ft_stage,
-    verdict="s3ft_equivalence",
-    asks_verdict=lambda cfg: cfg.enabled and cfg.judge == "llm",
-    verdicts=equivalence_verdicts,
-)
+JUDGE = Judge("s3ft", S3FTConfig, ("s3ft",), switched_on=lambda cfg: cfg.enabled, apply=s3ft_stage,
+              verdict="s3ft_equivalence", verdicts=equivalence_verdicts,
+              asks_verdict=lambda cfg: cfg.enabled and cfg.judge == "llm")  # fmt: skip

@@ -80,13 +80,6 @@ def feedback_verdicts(tools: Tools, items: list) -> list[bool | None]:
     return [None if isinstance(p, str) else p["correct"] for p in parsed]
 
 
-JUDGE = Judge(
-    section="self_refine",
-    config=SelfRefineConfig,
-    stages=("self_refine",),
-    switched_on=lambda cfg: cfg.enabled,
-    apply=self_refine_stage,
-    verdict="self_feedback",
-    asks_verdict=lambda cfg: cfg.enabled,
-    verdicts=feedback_verdicts,
-)
+JUDGE = Judge("self_refine", SelfRefineConfig, ("self_refine",),
+              switched_on=lambda cfg: cfg.enabled, apply=self_refine_stage,
+              verdict="self_feedback", verdicts=feedback_verdicts)  # fmt: skip

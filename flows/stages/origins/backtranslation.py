@@ -90,11 +90,5 @@ def backtranslate_records(tools: Tools, sources: Sources) -> Outcome:
     return one_step("backtranslate", len(units), kept, dropped)
 
 
-ORIGIN = Origin(
-    name="backtranslation",
-    section="backtranslate",
-    config=BacktranslateConfig,
-    share=0.0,
-    share_doc="backtranslated corpus spans",
-    make=backtranslate_records,
-)
+ORIGIN = Origin("backtranslation", "backtranslate", BacktranslateConfig, share=0.0,
+                share_doc="backtranslated corpus spans", make=backtranslate_records)  # fmt: skip

@@ -32,13 +32,7 @@ def facts_records(tools: Tools, sources: Sources) -> Outcome:
     return one_step("facts", len(sources.passages), records, [])
 
 
-ORIGIN = Origin(
-    name="facts",
-    section="facts",
-    config=FactsConfig,
-    share=0.0,
-    share_doc="closed-book rows on the passages' facts: > 0 switches them on; the mix never "
-    "cuts them (their number follows the corpus and facts.per_passage)",
-    make=facts_records,
-    uncut=True,
-)
+SHARE_DOC = ("closed-book rows on the passages' facts: > 0 switches them on; the mix never cuts "
+             "them (their number follows the corpus and facts.per_passage)")  # fmt: skip
+ORIGIN = Origin("facts", "facts", FactsConfig, share=0.0, share_doc=SHARE_DOC,
+                make=facts_records, uncut=True)  # fmt: skip

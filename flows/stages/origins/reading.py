@@ -28,11 +28,5 @@ def reading_records(tools: Tools, sources: Sources) -> Outcome:
     return one_step("reading", len(sources.passages), records, [])
 
 
-ORIGIN = Origin(
-    name="reading",
-    section="reading",
-    config=ReadingConfig,
-    share=0.0,
-    share_doc="reading-comprehension tasks mined by rules",
-    make=reading_records,
-)
+ORIGIN = Origin("reading", "reading", ReadingConfig, share=0.0, make=reading_records,
+                share_doc="reading-comprehension tasks mined by rules")  # fmt: skip

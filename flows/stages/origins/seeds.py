@@ -26,11 +26,5 @@ def seed_records(tools: Tools, sources: Sources) -> Outcome:
     return one_step("seeds", n_in, kept, dropped)
 
 
-ORIGIN = Origin(
-    name="seeds",
-    section=None,
-    config=None,
-    share=0.0,
-    share_doc="the seed instances that have an output, as they were written",
-    make=seed_records,
-)
+ORIGIN = Origin("seeds", None, None, share=0.0, make=seed_records,
+                share_doc="seed instances that have an output, as written")  # fmt: skip

@@ -181,11 +181,5 @@ def self_instruct_records(tools: Tools, sources: Sources) -> Outcome:
     return Outcome(answered, generated + completed)
 
 
-ORIGIN = Origin(
-    name="self_instruct",
-    section=None,
-    config=None,
-    share=1.0,
-    share_doc="Self-Instruct tasks answered by respond",
-    make=self_instruct_records,
-)
+ORIGIN = Origin("self_instruct", None, None, share=1.0, make=self_instruct_records,
+                share_doc="Self-Instruct tasks answered by respond")  # fmt: skip
