@@ -291,7 +291,7 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
 
 
 def _origins_section(manifest: dict[str, Any]) -> list[str]:
-    """Records by origin and the support of their answers (flows/stages/mix.py)."""
+    """Records by origin and the support of their answers (flows/stages/grounding.py)."""
     support = manifest.get("support") or {}
     if not support:
         return []
