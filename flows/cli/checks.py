@@ -40,6 +40,7 @@ def check_inputs(recipe) -> None:
 
         load_qa(recipe.calibration.check_set)
     check_corpus(recipe)
+    check_heldout(recipe)
     check_model(recipe)
     if recipe.train.enabled:
         check_train(recipe)
@@ -58,6 +59,17 @@ def check_corpus(recipe) -> None:
         raise SelfAlignError(f"{recipe.corpus.path}: the corpus has no documents")
     if with_text == 0:
         raise SelfAlignError(f"{recipe.corpus.path}: empty corpus: no document has any text")
+
+
+def check_heldout(recipe) -> None:
+    """Every held-out file the decontamination stage will read (QA sets and the knowledge set)
+    parses, so a bad one stops the command before generation rather than at the last stage."""
+    if not recipe.decontaminate.enabled:
+        return
+    from flows.stages.decontaminate import heldout_sources, heldout_texts
+
+    for path in heldout_sources(recipe):
+        heldout_texts(path, path == recipe.train.eval.knowledge)
 
 
 def check_runs_dir(recipe) -> None:

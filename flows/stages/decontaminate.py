@@ -15,6 +15,7 @@ from pathlib import Path
 
 from filters.decontam import REASON_PREFIX, STAGE, HeldoutIndex, decontaminate
 from flows.stages.base import Outcome, Step, Tools, log
+from generators.errors import SelfAlignError
 from generators.records import Record
 
 
@@ -32,18 +33,25 @@ def heldout_sources(recipe) -> list[str]:
 def heldout_index(paths: list[str], n: int, knowledge: str | None = None) -> HeldoutIndex:
     """An index of the question and the answer of every QA in `paths` under the QA's id; the
     file that is the recipe's `knowledge` set gives each item's question and gold choice."""
-    texts = [pair for path in paths for pair in _heldout_texts(path, path == knowledge)]
+    texts = [pair for path in paths for pair in heldout_texts(path, path == knowledge)]
     return HeldoutIndex.build(texts, n)
 
 
-def _heldout_texts(path: str, knowledge: bool) -> list[tuple[str, str]]:
+def heldout_texts(path: str, knowledge: bool) -> list[tuple[str, str]]:
     """(id, text) of every question and answer in a QA file or, `knowledge`, a knowledge set."""
     from trainers import knowledge_set
     from trainers.data import load_qa
 
     if knowledge:
-        items = [item for _, item in knowledge_set.read_jsonl(Path(path))]
-        return [(it["id"], t) for it in items for t in (it["question"], it["choices"][it["gold"]])]
+        texts = []
+        for no, it in knowledge_set.read_jsonl(Path(path)):
+            try:
+                texts += [(it["id"], it["question"]), (it["id"], it["choices"][it["gold"]])]
+            except (KeyError, IndexError, TypeError):
+                raise SelfAlignError(
+                    f"{path}:{no}: not a knowledge item (needs id, question, choices and gold)"
+                ) from None
+        return texts
     return [(qa.id, t) for qa in load_qa(path) for t in (qa.prompt, qa.answer)]
 
 

@@ -319,6 +319,24 @@ CASES = {
         args=("train", "notarun"),
         files={"notarun/notes.txt": b"x"},
     ),
+    "knowledge-set-control-char": Case(
+        ("kn.jsonl:2", "U+0000 (NUL)", "'question'"),
+        files={
+            "kn.jsonl": b'{"id": "k1", "question": "Q?", "choices": ["a", "b"], "gold": 0}\n'
+            b'{"id": "k2", "question": "Q\\u0000?", "choices": ["a", "b"], "gold": 1}\n'
+        },
+        recipe="train:\n  eval:\n    knowledge: kn.jsonl\n",
+    ),
+    "knowledge-set-not-an-item": Case(
+        ("kn.jsonl:1", "not a knowledge item"),
+        files={"kn.jsonl": b'{"id": "k1", "question": "Q?"}\n'},
+        recipe="train:\n  eval:\n    knowledge: kn.jsonl\n",
+    ),
+    "heldout-qa-bad-line-training-off": Case(
+        ("qa.jsonl:2",),
+        files={"qa.jsonl": b'{"id": "q1", "question": "Q?", "answer": "A."}\n{not json\n'},
+        recipe="train:\n  eval:\n    domain: qa.jsonl\n",
+    ),
     "calibrate-without-check-set": Case(
         ("recipe.yaml: 'calibration.check_set' is not set",), args=("calibrate", "recipe.yaml")
     ),
