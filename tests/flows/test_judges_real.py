@@ -93,8 +93,9 @@ def judged_run(vllm_llm, prefect_harness, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("judged")
     run = Run.start(Recipe.model_validate(judged_recipe(tmp)))
     before = LLM_CALLS["conversations"]
-    # none skipped: the recipe's calibration.on_low is 'warn'
-    skipped = skipped_judges(calibrate(run.tools()))
+    # none skipped: the recipe's calibration.on_low is 'warn'; the manifest gets the result
+    run.sections["calibration"] = calibration = calibrate(run.tools())
+    skipped = skipped_judges(calibration)
     records = demo_records()
     seen = {}
     deduped, _ = apply(dedup.dedup_stages, records)
