@@ -19,19 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from generators.errors import SelfAlignError
+from trainers.data import control_char_message
 
 # One JSONL line (a seed, a document, a QA pair) past 16 MiB is a wrong file, not data: a long book
 # is 1-5 MB of text. Reading stops there instead of pulling a whole huge line into memory.
 MAX_LINE_BYTES = 16 * 1024 * 1024
 UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # UTF-32's BOMs start with these too
-# Unicode's control characters (C0, DEL, C1) but tab, LF and the CR of a CRLF: NUL, ESC and the
-# rest are never text a model should see. A lone CR is searched apart: a class alone is ~3x faster.
+# trainers/data.py's rule (its names and message are used below), searched in two parts for
+# speed on large corpora: a class alone is ~3x faster, and a lone CR is looked for apart.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 LONE_CR = re.compile(r"\r(?!\n)")
-C0_NAMES = (
-    "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI "
-    "DLE DC1 DC2 DC3 DC4 NAK SYN ETB CAN EM SUB ESC FS GS RS US"
-).split()
 
 
 @contextmanager
@@ -101,13 +98,6 @@ def control_char(text: str) -> tuple[int, str] | None:
     return None if found is None else (found.start(), found.group())
 
 
-def control_char_name(char: str) -> str:
-    r"""`control_char_name("\x1b")` -> 'U+001B (ESC)'; C1 characters have only their code."""
-    code = ord(char)
-    name = C0_NAMES[code] if code < 32 else "DEL" if code == 0x7F else ""
-    return f"U+{code:04X}" + (f" ({name})" if name else "")
-
-
 def refuse_control_chars(text: str, where: str, field: str | None = None) -> str:
     r"""`text`, or an error at its first control character (see `control_char`), a JSON escape
     such as "\u0000" included: `where` is `file:line` (or `file: row 3`), `field` the key holding
@@ -123,10 +113,7 @@ def refuse_control_chars(text: str, where: str, field: str | None = None) -> str
         where, at = f"{where}:{line}", f"at column {column}"
     else:
         at = f"in {field!r} at character {index + 1}"
-    raise SelfAlignError(
-        f"{where}: control character {control_char_name(char)} {at} "
-        "(only tab and newline are allowed)"
-    )
+    raise SelfAlignError(f"{where}: {control_char_message(char, at)}")
 
 
 def iter_jsonl_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

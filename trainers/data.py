@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# generators/io.py's rule, copied (trainers/ import nothing from generators/; a test checks that
-# the two agree): Unicode's control characters but tab, LF and the CR of a CRLF.
+# Unicode's control characters but tab, LF and the CR of a CRLF. The one rule and message:
+# generators/io.py takes its names and message from here (trainers/ import nothing).
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]|\r(?!\n)")
 C0_NAMES = (
     "NUL SOH STX ETX EOT ENQ ACK BEL BS HT LF VT FF CR SO SI "
@@ -41,18 +41,25 @@ class QA:
     answer: str
 
 
+def control_char_name(char: str) -> str:
+    r"""`control_char_name("\x1b")` -> 'U+001B (ESC)'; C1 characters have only their code."""
+    code = ord(char)
+    name = C0_NAMES[code] if code < 32 else "DEL" if code == 0x7F else ""
+    return f"U+{code:04X}" + (f" ({name})" if name else "")
+
+
+def control_char_message(char: str, at: str) -> str:
+    """'control character U+0000 (NUL) <at> (only tab and newline are allowed)'."""
+    return f"control character {control_char_name(char)} {at} (only tab and newline are allowed)"
+
+
 def control_char_problem(text: str, field: str) -> str | None:
     r"""The message for a control character in `text` other than tab, LF and a CRLF's CR, or
     None: ("a\x00", "answer") -> "control character U+0000 (NUL) in 'answer' at character 2 ..."."""
     found = CONTROL_CHARS.search(text)
     if found is None:
         return None
-    code = ord(found.group())
-    name = C0_NAMES[code] if code < 32 else "DEL" if code == 0x7F else ""
-    return (
-        f"control character U+{code:04X}{f' ({name})' if name else ''} in {field!r} at "
-        f"character {found.start() + 1} (only tab and newline are allowed)"
-    )
+    return control_char_message(found.group(), f"in {field!r} at character {found.start() + 1}")
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

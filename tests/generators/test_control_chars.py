@@ -14,8 +14,9 @@ import pytest
 from filters.calibration import load_qa as load_check_set
 from generators.corpus import iter_documents, load_corpus
 from generators.errors import SelfAlignError
-from generators.io import control_char, control_char_name, refuse_control_chars
+from generators.io import control_char, refuse_control_chars
 from generators.seeds import load_seeds
+from trainers.data import control_char_name
 
 ALLOWED = "only tab and newline are allowed"
 SEED = '{"id": "s1", "instruction": "Explain ATP.", "output": "ATP stores energy."}\n'
