@@ -272,15 +272,22 @@ def _judges_section(manifest: dict[str, Any], records: list[Record]) -> list[str
             "another question's answer). Precision and recall are of the judge's *correct*",
             f"verdicts. A judge under agreement {calibration['min_agreement']} is flagged `low`",
             "with what the recipe did (`calibration.on_low`): warn and use it, skip it (its stage",
-            "does not filter), or refuse to run.",
+            "does not filter), or refuse to run. The scorer is what gave the verdicts: `llm`, the",
+            "model's own; `f1`, `cosine`, `passage_gain`, `ifd`, a scorer that asks the model",
+            "for none (flows/stages/judges/scored.py). Where several were measured, the judge ran",
+            "with the one that agreed best; the others are listed as `not chosen`.",
             "",
-            "| judge | agreement | precision | recall | unparseable | n | status |",
-            "|---|---|---|---|---|---|---|",
+            "| judge | scorer | agreement | precision | recall | unparseable | n | status |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, m in calibration["judges"].items():
-            row = [m["agreement"], m["precision"], m["recall"], m["unparseable"], m["n"]]
-            status = m.get("action", "used")
-            lines.append(f"| {name} | " + " | ".join(map(_fmt, row)) + f" | {status} |")
+            chosen = m.get("scorer", "llm")
+            measured = m.get("candidates") or {chosen: m}
+            for scorer, c in sorted(measured.items(), key=lambda kv: kv[0] != chosen):
+                row = [c["agreement"], c["precision"], c["recall"], c["unparseable"], c["n"]]
+                status = m.get("action", "used") if scorer == chosen else "not chosen"
+                cells = " | ".join(map(_fmt, row))
+                lines.append(f"| {name} | {scorer} | {cells} | {status} |")
         lines.append("")
     datasets = manifest.get("datasets") or {}
     if datasets:

@@ -33,7 +33,13 @@ from flows.recipe import Recipe, with_overrides
 from flows.run import Run
 from flows.rundir import write_manifest
 from flows.stages.base import Datasets, Outcome, Sources, Tools
-from flows.stages.calibrate import JUDGES, calibrate, judges_in, judges_to_skip
+from flows.stages.calibrate import (
+    JUDGES,
+    calibrate,
+    chosen_scorers,
+    judges_in,
+    judges_to_skip,
+)
 from flows.stages.decontaminate import decontaminate_stage
 from flows.stages.grounding import grounding_stage
 from flows.stages.ingest import ingest, stream_ingest
@@ -69,24 +75,40 @@ def corpus_and_index(run: Run) -> tuple[list[Passage], Mapping[str, str]]:
 Stage = Callable[[Tools, list[Record]], Outcome]
 
 
-def judged_stages(recipe: Recipe, seeds: list[Seed], skipped: Mapping[str, str]) -> list[Stage]:
+def judged_stages(
+    recipe: Recipe,
+    seeds: list[Seed],
+    skipped: Mapping[str, str],
+    scorers: Mapping[str, str] | None = None,
+) -> list[Stage]:
     """Every judge the recipe switches on, in the registry's order, each told why its verdict is
-    not to be used where calibration says so (`skipped`: verdict -> why)."""
+    not to be used where calibration says so (`skipped`: verdict -> why) and which scorer
+    calibration chose (`scorers`: verdict -> scorer)."""
+    scorers = scorers or {}
     return [
-        partial(judge.apply, seeds=seeds, skipped=skipped.get(judge.verdict or ""))
+        partial(
+            judge.apply,
+            seeds=seeds,
+            skipped=skipped.get(judge.verdict or ""),
+            scorer=scorers.get(judge.verdict or ""),
+        )
         for judge in JUDGE_STAGES
         if judge.switched_on(getattr(recipe, judge.section))
     ]
 
 
 def stage_chain(
-    recipe: Recipe, seeds: list[Seed], texts: Mapping[str, str], skipped: Mapping[str, str]
+    recipe: Recipe,
+    seeds: list[Seed],
+    texts: Mapping[str, str],
+    skipped: Mapping[str, str],
+    scorers: Mapping[str, str] | None = None,
 ) -> list[Stage]:
     """The stages after the origins, in order: grounding, the judges, the mix, selection and
     decontamination; each takes the records the one before kept."""
     return [
         partial(grounding_stage, texts=texts),
-        *judged_stages(recipe, seeds, skipped),
+        *judged_stages(recipe, seeds, skipped, scorers),
         mix_stage,
         partial(select_stage, rating_skipped=skipped.get("rating")),
         decontaminate_stage,
@@ -123,14 +145,14 @@ def curate(recipe: Recipe, round: int = 1) -> Path:
         run.model_id,
         run.dir,
     )
-    tools = run.tools()
+    tools = run.tools(texts)
     skipped, calibration = judges_to_skip(tools, log)
     run.sections["calibration"] = calibration
     sources, shares, records = Sources(seeds, passages, texts), run.recipe.mix.shares(), []
     for origin in ORIGINS:
         if shares[origin.name]:
             records += run.record(origin.make(tools, sources))
-    chain = stage_chain(run.recipe, seeds, texts, skipped)
+    chain = stage_chain(run.recipe, seeds, texts, skipped, chosen_scorers(calibration))
     records, datasets = run_chain(run, tools, chain, records)
     export = run.finish(records, started, datasets)
     log.info("%d records exported to %s", len(records), export)
@@ -189,4 +211,5 @@ def calibrate_judges(recipe: dict[str, Any], judges: list[str] | None = None) ->
     """Measure judges on the recipe's check set (default: the recipe's judges, else all)."""
     run = Run.start(Recipe.model_validate(recipe))
     chosen = judges or judges_in(run.recipe) or list(JUDGES)
-    return calibrate(run.tools(), chosen, log=get_run_logger(), enforce=False)
+    _, texts = corpus_and_index(run)  # the likelihood scorers read the questions' passages
+    return calibrate(run.tools(texts), chosen, log=get_run_logger(), enforce=False)

@@ -22,7 +22,7 @@ from pydantic import (
 from filters.decontam import N_GRAM
 from filters.novelty import ROUGE_L_MAX
 from flows.recipe_errors import format_error, yaml_positions
-from flows.stages.base import PATH_FIELD, REPETITION_PENALTY, Strict
+from flows.stages.base import AUTO, PATH_FIELD, REPETITION_PENALTY, Strict
 from flows.stages.ingest import CorpusConfig, corpus_section
 from flows.stages.registry import JUDGES, ORIGINS
 from generators.errors import SelfAlignError, first_line
@@ -240,6 +240,10 @@ class SelectConfig(Strict):
 
     enabled: bool = False
     budget: int = Field(1000, ge=1, description="records kept at most")
+    fraction: float | None = Field(
+        None, gt=0, le=1, description="keep at most this share of the records it is given "
+        "(rounded up; with `budget`, the smaller)",
+    )  # fmt: skip
     utility: Literal["ifd", "rating"] = Field(
         "ifd",
         description="ifd: instruction-following difficulty from the model's answer losses; "
@@ -357,6 +361,8 @@ MINUS_STAGES = ("grounding", *(s for j in JUDGES for s in j.stages), "mix", "sel
 ORIGIN_VARIANTS = tuple(o.name for o in ORIGINS)
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
 EXTRA_SFT = get_args(ExtraSFT)
+# a random subset of what offline selection was given, as many as it kept
+SELECT_RANDOM = "select-random"
 
 
 class AblateConfig(Strict):
@@ -368,8 +374,9 @@ class AblateConfig(Strict):
         description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
         "for every judged/selection stage the recipe has on, origin-<origin> for one origin's "
         "records, recipe-without-<origin> for the export without that origin's rows, or "
-        "recipe+<self_feedback|critique_sft> for the export plus those rows; base is always "
-        "measured",
+        "recipe+<self_feedback|critique_sft> for the export plus those rows, select-random for "
+        "a random subset of what offline selection was given, as many as it kept; base is "
+        "always measured",
     )
     token_budget: int | None = Field(
         None, ge=1, description="training tokens per variant; None: the curated set's x epochs"
@@ -389,14 +396,15 @@ class AblateConfig(Strict):
                 or name.removeprefix("origin-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe-without-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe+") in EXTRA_SFT
+                or name == SELECT_RANDOM
             )
             if not known:
                 origins = "|".join(ORIGIN_VARIANTS)
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
                     f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}>, "
-                    f"origin-<{origins}>, recipe-without-<{origins}> or "
-                    f"recipe+<{'|'.join(EXTRA_SFT)}>"
+                    f"origin-<{origins}>, recipe-without-<{origins}>, "
+                    f"recipe+<{'|'.join(EXTRA_SFT)}> or {SELECT_RANDOM}"
                 )
         if len(set(variants)) != len(variants):
             raise ValueError("a variant is listed twice")
@@ -453,6 +461,14 @@ class RecipeRules(Strict):
             raise ValueError("train.enabled needs train.eval.domain (a held-out domain QA set)")
         if self.rounds > 1 and not self.train.enabled:
             raise ValueError("rounds > 1 needs train.enabled: true (each round trains a model)")
+        for judge in JUDGES:
+            cfg = getattr(self, judge.section)
+            choice = judge.scorer_of(cfg) if judge.scorer_of else None
+            if judge.switched_on(cfg) and choice == AUTO and not self.calibration.check_set:
+                raise ValueError(
+                    f"{judge.section}: 'auto' needs calibration.check_set (calibration picks "
+                    "the scorer that agrees best with it)"
+                )
         if self.select.enabled and self.select.utility == "rating" and not self.rating.enabled:
             raise ValueError("select.utility 'rating' needs rating.enabled: true")
         if self.serve.trigger_fine_tune:

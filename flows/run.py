@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -235,9 +235,10 @@ class Run:
             key=key, folder=str(self.index_dir), embedder=self.recipe.embedder, queries=queries, k=k
         )
 
-    def tools(self) -> Tools:
+    def tools(self, texts: Mapping[str, str] | None = None) -> Tools:
         """What a stage is handed (flows/stages/base.py): this run's cached LLM, retrieval,
-        encoders and stage timer; stages give back an Outcome, which `record` writes."""
+        encoders and stage timer, and the passages' `texts` by id; stages give back an Outcome,
+        which `record` writes."""
         return Tools(
             recipe=self.recipe,
             llm=self.llm_all,
@@ -250,6 +251,7 @@ class Run:
             model_id=self.model_id,
             cache=self.cache,
             run_dir=self.dir,
+            texts=texts if texts is not None else {},
         )
 
     def record(self, outcome: Outcome) -> list[Record]:

@@ -104,6 +104,13 @@ def _left_pad(seqs: list[list[int]], pad_id: int, device: Any) -> tuple[Any, Any
 
 def _batch_nll(model: Any, seqs: list[list[int]], n_answers: list[int], pad_id: int) -> list[float]:
     """Summed NLL of the last n_answers[i] tokens of each sequence (left padded, one forward)."""
+    return [sum(t) for t in _batch_token_nll(model, seqs, n_answers, pad_id)]
+
+
+def _batch_token_nll(
+    model: Any, seqs: list[list[int]], n_answers: list[int], pad_id: int
+) -> list[list[float]]:
+    """NLL of each of the last n_answers[i] tokens of each sequence (left padded, one forward)."""
     import torch
 
     ids, mask, positions = _left_pad(seqs, pad_id, model.device)
@@ -113,7 +120,7 @@ def _batch_nll(model: Any, seqs: list[list[int]], n_answers: list[int], pad_id: 
     logprobs = out.logits[:, :-1].float().log_softmax(-1)
     targets = ids[:, -(keep - 1) :]
     nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return [float(nll[i, -n:].sum()) for i, n in enumerate(n_answers)]
+    return [nll[i, -n:].tolist() if n else [] for i, n in enumerate(n_answers)]
 
 
 def answer_losses(
@@ -140,6 +147,31 @@ def answer_losses(
         seqs, counts = [encoded[i][0] for i in batch], [encoded[i][1] for i in batch]
         for i, nll, n in zip(batch, _batch_nll(model, seqs, counts, pad_id), counts, strict=True):
             out[i] = (nll, n)
+    return out
+
+
+def end_of_turn_tokens(tokenizer: Any) -> int:
+    """How many tokens the chat template puts after an assistant answer (SmolLM2's
+    '<|im_end|>\n': 2)."""
+    _, tail = _render(tokenizer, "q", "a")
+    return len(_tokens(tokenizer, tail)) - len(_tokens(tokenizer, "a"))
+
+
+def answer_token_losses(
+    model: Any, tokenizer: Any, prompts: list[str], answers: list[str], batch_size: int = 8
+) -> list[list[float]]:
+    """Per example, the NLL of each of the answer's own tokens after its prompt (one user turn;
+    the end-of-turn tokens left out), input order."""
+    if len(prompts) != len(answers):
+        raise ValueError(f"answer_token_losses: {len(prompts)} prompts but {len(answers)} answers")
+    encoded = [encode_example(tokenizer, p, a) for p, a in zip(prompts, answers, strict=True)]
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    end = max(end_of_turn_tokens(tokenizer), 0)
+    out: list[list[float]] = [[] for _ in encoded]
+    for batch in length_batches([len(ids) for ids, _ in encoded], batch_size):
+        seqs, counts = [encoded[i][0] for i in batch], [encoded[i][1] for i in batch]
+        for i, losses in zip(batch, _batch_token_nll(model, seqs, counts, pad_id), strict=True):
+            out[i] = losses[: max(len(losses) - end, 1)]
     return out
 
 

@@ -33,7 +33,7 @@ from filters.decontam import HeldoutIndex, decontaminate
 from flows.ablation import data as data
 from flows.ablation import report as report
 from flows.export import export_row, user_message
-from flows.recipe import MINUS_STAGES, Recipe, with_overrides
+from flows.recipe import MINUS_STAGES, SELECT_RANDOM, Recipe, with_overrides
 from flows.stages.decontaminate import heldout_index, heldout_sources
 from flows.stages.ingest import ingest
 from flows.tasks import code_version, content_key, given_key
@@ -130,13 +130,17 @@ def expand(
     variants: list[str], stages_run: list[str], dropping: list[str] | None = None
 ) -> list[str]:
     """'recipe-minus-all' -> one recipe-minus-<stage> per judged/selection stage that ran (and,
-    when `dropping` is given, dropped a record: leaving out a stage that dropped none trains the
-    recipe's data again); a minus variant of a stage the run does not have is an error."""
+    when `dropping` is given, dropped a record or rewrites answers: leaving out a stage that
+    changed nothing trains the recipe's data again); a minus variant of a stage the run does not
+    have is an error."""
     out: list[str] = []
     for name in variants:
         if name == "recipe-minus-all":
-            pool = stages_run if dropping is None else dropping
+            rewrote = [s for s in stages_run if s in data.REWRITES]
+            pool = stages_run if dropping is None else [*dropping, *rewrote]
             out += [f"{MINUS}{s}" for s in MINUS_STAGES if s in pool]
+        elif name == SELECT_RANDOM and "select" not in stages_run:
+            raise SelfAlignError(f"ablate: variant {name}: the run has no stage 'select'")
         elif name.startswith(MINUS) and name.removeprefix(MINUS) not in stages_run:
             raise SelfAlignError(
                 f"ablate: variant {name}: the run has no stage '{name.removeprefix(MINUS)}'"
@@ -185,6 +189,8 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
         elif name.startswith(PLUS):
             extra = [json.loads(line) for line in extra_rows(run, name.removeprefix(PLUS))]
             out[name] = curated + [_chat_record(row["messages"]) for row in extra]
+        elif name == SELECT_RANDOM:
+            out[name] = data.select_random_rows(run, r.ablate.seed)
         else:
             out[name] = data.minus_rows(run, curated, name.removeprefix(MINUS))
     return out

@@ -10,7 +10,12 @@
     recipe-minus-<stage>   the export plus the records <stage> dropped, as they were when it
                            dropped them; the other stages' verdicts stand. Exact for the last
                            stage of a run; for an earlier one, the records it dropped did not go
-                           through the stages after it (an approximation, said in the report)
+                           through the stages after it (an approximation, said in the report).
+                           A stage that rewrites answers gives them back: recipe-minus-s3ft
+                           trains on the gold targets, recipe-minus-self_refine on the responses
+                           before refinement
+    select-random          as many records as offline selection kept, at random from all it was
+                           given (selection against chance, at the same size)
 
 Every variant's rows go through the same decontamination as the export, then are repeated in
 seeded passes until they hold the same number of training tokens (prompt + answer, as the
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from flows.rundir import read_records
@@ -75,11 +81,35 @@ def random_rows(run_dir: Path, size: int, seed: int) -> list[Record]:
     return random.Random(seed).sample(pool, min(size, len(pool)))
 
 
+REWRITES = ("s3ft", "self_refine")  # stages that change answers (their minus variant restores)
+
+
+def unjudged(record: Record, stage: str) -> Record:
+    """The record's answer as it was before `stage` rewrote it: S3FT's gold (meta.s3ft.gold) in
+    place of its target, SELF's first response in place of its refinement; else unchanged."""
+    if stage == "s3ft" and "s3ft" in record.meta:
+        return replace(record, output=record.meta["s3ft"]["gold"])
+    steps = record.meta.get("self", {}).get("steps") if stage == "self_refine" else None
+    if steps:
+        return replace(record, output=steps[0]["response"])
+    return record
+
+
 def minus_rows(run_dir: Path, curated: list[Record], stage: str) -> list[Record]:
-    """The curated records plus those `stage` dropped (in run order: curated first)."""
+    """The curated records plus those `stage` dropped (in run order: curated first), each with
+    the answer it had before `stage` rewrote it (S3FT's gold targets, SELF's unrefined
+    responses)."""
     dropped = stage_records(run_dir, stage, "rejected")
     ids = {r.id for r in curated}
-    return curated + [r for r in dropped if r.id not in ids]
+    return [unjudged(r, stage) for r in curated + [r for r in dropped if r.id not in ids]]
+
+
+def select_random_rows(run_dir: Path, seed: int) -> list[Record]:
+    """As many records as offline selection kept, picked at random from all it was given: the
+    control that shows whether selection's choice beats chance."""
+    kept = stage_records(run_dir, "select")
+    pool = kept + stage_records(run_dir, "select", "rejected")
+    return random.Random(seed).sample(pool, len(kept))
 
 
 def origin_rows(run_dir: Path, curated: list[Record], name: str) -> list[Record]:

@@ -104,7 +104,12 @@ def rejected_rows(rejected: list[Record], n: int = SAMPLE_ROWS) -> list[dict[str
 def calibration_rows(calibration: dict[str, Any]) -> list[dict[str, Any]]:
     columns = ("agreement", "precision", "recall", "unparseable", "n")
     return [
-        {"judge": name, **{k: m.get(k) for k in columns}, "status": m.get("action", "used")}
+        {
+            "judge": name,
+            "scorer": m.get("scorer", "llm"),
+            **{k: m.get(k) for k in columns},
+            "status": m.get("action", "used"),
+        }
         for name, m in (calibration.get("judges") or {}).items()
     ]
 

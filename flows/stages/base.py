@@ -79,7 +79,8 @@ class Tools:
     conversations in cached batches; `llm_batch(stage, batch, conversations, sampling)` one cached
     batch; `retrieve(batch, queries)` the top passages of each query; `encoder()` and
     `minhasher()` embed and hash (in process or on the cluster); `timed(stage)` adds a block's wall
-    time to the stage's seconds in the funnel.
+    time to the stage's seconds in the funnel; `texts` every passage's text by id (the scorers
+    read an answer's passages).
     """
 
     recipe: Any  # flows.recipe.Recipe
@@ -93,6 +94,7 @@ class Tools:
     model_id: str
     cache: Path
     run_dir: Path
+    texts: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -150,24 +152,54 @@ class Origin:
     uncut: bool = False
 
 
+Verdicts = Callable[[Tools, list[Any]], list[bool | None]]
+LLM_VERDICT = "llm"  # the scorer name of a judge's own model verdict
+AUTO = "auto"  # calibration picks the judge's scorer
+
+
 @dataclass(frozen=True)
 class Judge:
     """A judge module's declaration (flows/stages/judges/).
 
     `section` is its recipe section and `config` that section's class; `stages` the stage
     folders it writes (each a recipe-minus-<stage> variant of the ablation); `switched_on(cfg)`
-    whether the recipe runs it; `apply(tools, records, seeds, skipped)` the stage, where `skipped`
-    says why its calibrated verdict is not to be used (None: use it). A judge with a model verdict
-    names it (`verdict`), says whether the recipe's section asks for it (`asks_verdict(cfg)`; None:
-    whenever the judge is switched on) and gives its `verdicts(tools, items)` on the calibration
-    check items (True: judged correct).
+    whether the recipe runs it; `apply(tools, records, seeds, skipped, scorer)` the stage, where
+    `skipped` says why its calibrated verdict is not to be used (None: use it) and `scorer` which
+    one calibration chose (None: the section's own choice). A judge with a verdict names it
+    (`verdict`) and gives the model's `verdicts(tools, items)` on the calibration check items
+    (True: judged correct) and its `scorers` (name -> verdicts computed without asking the model,
+    filters/scorers.py); `scorer_of(cfg)` is the section's choice: "llm" (the model's verdict,
+    also when None), a scorer's name, "auto" (calibration measures all and keeps the best) or
+    anything else for a rule that needs no calibration.
     """
 
     section: str
     config: type[Strict]
     stages: tuple[str, ...]
     switched_on: Callable[[Any], bool]
-    apply: Callable[[Tools, list[Record], list[Seed], str | None], Outcome]
+    apply: Callable[..., Outcome]
     verdict: str | None = None
-    asks_verdict: Callable[[Any], bool] | None = None
-    verdicts: Callable[[Tools, list[Any]], list[bool | None]] | None = None
+    verdicts: Verdicts | None = None
+    scorers: Mapping[str, Verdicts] = field(default_factory=dict)
+    scorer_of: Callable[[Any], str] | None = None
+
+    def candidates(self, cfg: Any) -> list[str]:
+        """What calibration measures for this judge under section `cfg`: scorers first, then
+        the model's verdict ("llm"); [] when the section names a rule or the judge is off."""
+        if not self.verdict or not self.switched_on(cfg):
+            return []
+        choice = self.scorer_of(cfg) if self.scorer_of else LLM_VERDICT
+        if choice == AUTO:
+            return [*self.scorers, *([LLM_VERDICT] if self.verdicts else [])]
+        if choice in self.scorers or (choice == LLM_VERDICT and self.verdicts):
+            return [choice]
+        return []
+
+    def verdicts_of(self, scorer: str) -> Verdicts:
+        """The verdict function of `scorer` ("llm": the model's)."""
+        if scorer == LLM_VERDICT and self.verdicts:
+            return self.verdicts
+        if scorer in self.scorers:
+            return self.scorers[scorer]
+        names = [*self.scorers, *([LLM_VERDICT] if self.verdicts else [])]
+        raise ValueError(f"{self.section}: unknown scorer {scorer!r}: choose one of {names}")

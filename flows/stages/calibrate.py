@@ -10,6 +10,12 @@ judge is asked about every item the way the pipeline asks it:
     comparison        MultiCritique's pairwise judge on (correct, corrupted), positions hashed;
                       the answer it prefers counts as judged "correct", the other as "wrong"
 
+A judge may also be scored without asking the model (its `scorers`, filters/scorers.py: S3FT by
+token F1 or embedder cosine, rating and SELF by the answer's likelihood gain from its passages or
+by IFD). Each judge is measured by the scorers its recipe section names (`auto`: all of them and
+the model's verdict), and the one that agrees best is the judge's `scorer` in the result; the
+pipeline hands it to the judge's stage.
+
 Results go to runs/<name>/calibration.json, the manifest and the data card. A judge under
 `calibration.min_agreement` is a warning (`on_low: warn`), is not used (`skip`: `skipped_judges`
 names it, and the pipeline hands the reason to its stage, which passes records through
@@ -24,7 +30,7 @@ import json
 import time
 
 from filters import calibration as cal
-from flows.stages.base import Tools
+from flows.stages.base import LLM_VERDICT, Tools
 from flows.stages.registry import JUDGES as JUDGE_STAGES
 from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
@@ -34,22 +40,42 @@ JUDGES = tuple(j.verdict for j in JUDGE_STAGES if j.verdict)
 CALIBRATION_FILE = "calibration.json"
 
 
+def judge_of(verdict: str):
+    """The registry's judge whose calibrated verdict is `verdict`."""
+    for j in JUDGE_STAGES:
+        if j.verdict == verdict:
+            return j
+    raise SelfAlignError(f"unknown judge {verdict!r}: choose one of {', '.join(JUDGES)}")
+
+
 def judges_in(recipe) -> list[str]:
-    """The verdicts the recipe's switched-on judges ask for."""
-    asked = []
-    for j in JUDGE_STAGES:
-        cfg = getattr(recipe, j.section)
-        if j.verdict and (j.asks_verdict or j.switched_on)(cfg):
-            asked.append(j.verdict)
-    return asked
+    """The verdicts of the recipe's switched-on judges that have something to calibrate (the
+    model's verdict or a scorer; not a rule such as S3FT's exact match)."""
+    return [j.verdict for j in JUDGE_STAGES if j.candidates(getattr(recipe, j.section))]
 
 
-def judge_verdicts(tools: Tools, judge: str, items: list[cal.CheckItem]) -> list[bool | None]:
-    """One verdict per check item: True = judged correct, None = no usable verdict."""
-    for j in JUDGE_STAGES:
-        if j.verdict == judge:
-            return j.verdicts(tools, items)
-    raise SelfAlignError(f"unknown judge {judge!r}: choose one of {', '.join(JUDGES)}")
+def candidates_of(recipe, verdict: str) -> list[str]:
+    """The scorers calibration measures for `verdict`: the section's choice ("auto": all of
+    them), or the model's verdict when the section's choice needs none (asked by name)."""
+    j = judge_of(verdict)
+    cfg = getattr(recipe, j.section)
+    return j.candidates(cfg.model_copy(update={"enabled": True})) or [LLM_VERDICT]
+
+
+def judge_verdicts(
+    tools: Tools, judge: str, items: list[cal.CheckItem], scorer: str = LLM_VERDICT
+) -> list[bool | None]:
+    """One verdict per check item by `scorer`: True = judged correct, None = no usable verdict."""
+    j = judge_of(judge)
+    try:
+        return j.verdicts_of(scorer)(tools, items)
+    except ValueError as e:
+        raise SelfAlignError(str(e)) from None
+
+
+def best(measured: dict[str, dict]) -> str:
+    """The scorer with the highest agreement; a tie goes to the one measured first."""
+    return max(measured, key=lambda name: measured[name]["agreement"] or 0.0)
 
 
 def dev_rows(recipe, rows: list[dict]) -> list[dict]:
@@ -98,12 +124,18 @@ def calibrate(
     started = time.perf_counter()
     with tools.timed("calibration"):
         for judge in judges:
-            verdicts = judge_verdicts(tools, judge, items)
-            metrics = cal.metrics(labels, verdicts)
-            metrics["by_kind"] = cal.by_kind(items, verdicts)
-            result["judges"][judge] = metrics
-            if log:
-                log.info("calibration %s", cal.summary_line(judge, metrics))
+            measured = {}
+            for scorer in candidates_of(tools.recipe, judge):
+                verdicts = judge_verdicts(tools, judge, items, scorer)
+                metrics = cal.metrics(labels, verdicts)
+                metrics["by_kind"] = cal.by_kind(items, verdicts)
+                measured[scorer] = metrics
+                if log:
+                    log.info("calibration %s", cal.summary_line(f"{judge} [{scorer}]", metrics))
+            chosen = best(measured)
+            result["judges"][judge] = {**measured[chosen], "scorer": chosen}
+            if len(measured) > 1:
+                result["judges"][judge]["candidates"] = measured
     result["seconds"] = round(time.perf_counter() - started, 1)
     low = [j for j, m in result["judges"].items() if m["agreement"] < cfg.min_agreement]
     for name, metrics in result["judges"].items():
@@ -133,6 +165,12 @@ def skipped_judges(result: dict) -> dict[str, str]:
         for name, metrics in result.get("judges", {}).items()
         if metrics["action"] == "low: skip"
     }
+
+
+def chosen_scorers(result: dict) -> dict[str, str]:
+    """Each calibrated judge's scorer: {"judges": {"rating": {"scorer": "ifd", ...}}} ->
+    {"rating": "ifd"}; {} when nothing was calibrated."""
+    return {name: m.get("scorer", LLM_VERDICT) for name, m in result.get("judges", {}).items()}
 
 
 def judges_to_skip(tools: Tools, log) -> tuple[dict[str, str], dict]:

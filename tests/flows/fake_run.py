@@ -28,6 +28,7 @@ class FakeRun:
         self.model_id = "fake-model@1"
         self.cache = Path("/nonexistent/cache")
         self.dir = Path("/nonexistent/run")
+        self.texts: dict[str, str] = {}  # passage id -> text, as Run.tools hands them out
 
     def llm_all(self, stage, conversations, sampling, model=None, code=()):
         if not conversations:  # like Run.llm: no call at all
@@ -62,6 +63,6 @@ class FakeRun:
 
     def apply(self, stage, *args, **kwargs) -> Outcome:
         """Run a stage function on this run's tools and keep what it wrote."""
-        outcome = stage(self.tools(), *args, **kwargs)
+        outcome = stage(self.tools(self.texts), *args, **kwargs)
         self.record(outcome)
         return outcome

@@ -14,6 +14,7 @@ from flows.ablation.data import (
     minus_rows,
     origin_rows,
     random_rows,
+    select_random_rows,
 )
 from flows.ablation.report import (
     card_section,
@@ -67,6 +68,40 @@ def test_minus_rows_adds_what_the_stage_dropped(tmp_path) -> None:
         minus_rows(tmp_path, kept, "select")
 
 
+def test_minus_rows_give_back_the_answers_a_rewriting_stage_replaced(tmp_path) -> None:
+    target = Record("q1", output="own words", id="s1", meta={"s3ft": {"gold": "gold answer"}})
+    gold = Record("q2", output="gold", id="s2", meta={"s3ft": {"gold": "gold"}})
+    write_stage(tmp_path, 9, "s3ft", [target, gold], [])
+    assert [r.output for r in minus_rows(tmp_path, [target, gold], "s3ft")] == [
+        "gold answer",
+        "gold",
+    ]
+    steps = [{"step": 0, "response": "first try"}, {"step": 1, "response": "refined"}]
+    refined = Record("q3", output="refined", id="r1", meta={"self": {"steps": steps}})
+    unrefined = Record("q4", output="as is", id="r2", meta={"self": {"steps": []}})
+    lost = Record("q5", output="still wrong", id="r3", meta={"self": {"steps": steps}})
+    write_stage(tmp_path, 10, "self_refine", [refined, unrefined], [lost.drop("self_refine", "x")])
+    rows = minus_rows(tmp_path, [refined, unrefined], "self_refine")
+    assert [(r.id, r.output) for r in rows] == [
+        ("r1", "first try"),
+        ("r2", "as is"),
+        ("r3", "first try"),
+    ]
+    # the same record kept as the export has it (other stages' rewrites stay)
+    assert minus_rows(tmp_path, [target], "self_refine")[0].output == "own words"
+
+
+def test_select_random_rows_match_what_selection_kept(tmp_path) -> None:
+    kept = [Record(f"k{i}") for i in range(3)]
+    dropped = [Record(f"d{i}").drop("select", "selection_over_budget") for i in range(3)]
+    write_stage(tmp_path, 11, "select", kept, dropped)
+    rows = select_random_rows(tmp_path, seed=0)
+    assert len(rows) == 3
+    assert {r.id for r in rows} <= {r.id for r in kept + dropped}
+    assert select_random_rows(tmp_path, seed=0) == rows
+    assert {r.id for r in select_random_rows(tmp_path, seed=1)} != {r.id for r in rows}
+
+
 def test_origin_rows_take_one_origin_before_the_mix_cut(tmp_path) -> None:
     reading = Record("r1", meta={"origin": "reading"})
     cut = Record("r2", meta={"origin": "reading"}).drop("mix", "mix_share_reading")
@@ -103,6 +138,16 @@ def test_expand_minus_variants() -> None:
     stages = ["corpus", "respond", "grounding", "mix", "select"]
     assert expand(["recipe-minus-all"], stages, dropping=["corpus", "mix"]) == ["recipe-minus-mix"]
     assert expand(["recipe-minus-grounding"], stages, dropping=[]) == ["recipe-minus-grounding"]
+    # S3FT and SELF drop nothing (S3FT) or little, but rewrite answers: 'all' keeps them
+    stages = ["corpus", "grounding", "s3ft", "self_refine", "select"]
+    assert expand(["recipe-minus-all", "select-random"], stages, dropping=["select"]) == [
+        "recipe-minus-s3ft",
+        "recipe-minus-self_refine",
+        "recipe-minus-select",
+        "select-random",
+    ]
+    with pytest.raises(SelfAlignError, match="no stage 'select'"):
+        expand(["select-random"], ["corpus", "mix"])
 
 
 def _report(nll: list[float], acc_norm: list[int]) -> dict:

@@ -124,9 +124,11 @@ def test_calibration_and_training_tables():
         }
     }  # fmt: skip
     assert art.calibration_rows(calibration) == [
-        {"judge": "rating", "agreement": 0.4, "precision": 0.5, "recall": None,
+        {"judge": "rating", "scorer": "llm", "agreement": 0.4, "precision": 0.5, "recall": None,
          "unparseable": 2, "n": 10, "status": "low: warn"}
     ]  # fmt: skip
+    calibration["judges"]["rating"]["scorer"] = "passage_gain"
+    assert art.calibration_rows(calibration)[0]["scorer"] == "passage_gain"
     rows = {r["metric"]: r for r in art.training_rows(METRICS)}
     assert rows["domain_loss"] == {"metric": "domain_loss", "before": 2.5, "after": 2.0,
                                    "change": -0.5}  # fmt: skip

@@ -143,3 +143,27 @@ def test_card_examples_are_per_origin_around_the_median_support():
     card = data_card(MANIFEST, records)
     examples = card.split("## Examples")[1].split("## Recipe")[0]
     assert "task 0" not in examples and "*self_instruct*, support 0.55" in examples
+
+
+def test_data_card_calibration_names_the_scorer_each_judge_ran_with():
+    m = {"precision": 1.0, "recall": 0.9, "unparseable": 0, "n": 20}
+    calibration = {
+        "check_set": "qa.jsonl",
+        "pairs": 10,
+        "min_agreement": 0.7,
+        "judges": {
+            "rating": {
+                **m, "agreement": 0.85, "scorer": "passage_gain", "action": "used",
+                "candidates": {
+                    "passage_gain": {**m, "agreement": 0.85},
+                    "llm": {**m, "agreement": 0.5, "unparseable": 3},
+                },
+            },
+            "comparison": {**m, "agreement": 0.4, "action": "low: skip"},
+        },
+    }  # fmt: skip
+    card = data_card({**MANIFEST, "calibration": calibration}, RECORDS)
+    assert "| judge | scorer | agreement | precision | recall | unparseable | n | status |" in card
+    assert "| rating | passage_gain | 0.85 | 1.0 | 0.9 | 0 | 20 | used |" in card
+    assert "| rating | llm | 0.5 | 1.0 | 0.9 | 3 | 20 | not chosen |" in card
+    assert "| comparison | llm | 0.4 | 1.0 | 0.9 | 0 | 20 | low: skip |" in card

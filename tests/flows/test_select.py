@@ -15,7 +15,7 @@ import pytest
 
 from flows.counts import reason_kind, stage_counts
 from flows.export import user_message
-from flows.stages import select
+from flows.stages import likelihood, select
 from flows.tasks import content_key
 from generators.records import Record
 from tests.flows.fake_run import FakeRun
@@ -132,9 +132,11 @@ class FakeIfdTask:
 
 def test_ifd_utility_scores_the_exported_prompt_and_ranks_ifd_over_one_last(monkeypatch, embedder):
     ifd = FakeIfdTask([0.5, 1.3, 0.9])
-    monkeypatch.setattr(select, "ifd_batch", ifd)
-    monkeypatch.setattr(select, "code_version", lambda modules: f"v-{modules[0]}")
-    monkeypatch.setattr(select, "resolve_model", lambda name: SimpleNamespace(path=f"/m/{name}"))
+    monkeypatch.setattr(likelihood, "ifd_batch", ifd)
+    monkeypatch.setattr(likelihood, "code_version", lambda modules: f"v-{modules[0]}")
+    monkeypatch.setattr(
+        likelihood, "resolve_model", lambda name: SimpleNamespace(path=f"/m/{name}")
+    )
     run = FakeRun(select={"enabled": True, "utility": "ifd", "budget": 2, "tau": 0.9})
     records = [
         Record(instruction="top", input="ctx", output="a1"),
@@ -163,3 +165,12 @@ def test_ifd_utility_scores_the_exported_prompt_and_ranks_ifd_over_one_last(monk
         ("far", "selection_over_budget", 1.3)
     ]
     assert [r.meta["ifd"] for r in kept] == [0.5, 0.9]
+
+
+def test_the_budget_is_a_share_of_the_records_when_a_fraction_is_set():
+    from types import SimpleNamespace as NS
+
+    assert select.budget_of(NS(budget=1000, fraction=None), 7) == 1000
+    assert select.budget_of(NS(budget=1000, fraction=0.5), 7) == 4  # rounded up
+    assert select.budget_of(NS(budget=3, fraction=0.5), 100) == 3  # the smaller of the two
+    assert select.budget_of(NS(budget=10, fraction=0.01), 5) == 1

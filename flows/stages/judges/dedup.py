@@ -21,7 +21,11 @@ class DedupConfig(Strict):
 
 
 def dedup_stages(
-    tools: Tools, records: list[Record], seeds: list[Seed] = (), skipped: str | None = None
+    tools: Tools,
+    records: list[Record],
+    seeds: list[Seed] = (),
+    skipped: str | None = None,
+    scorer: str | None = None,  # no scorers: the model's verdict only
 ) -> Outcome:
     """MinHash, then embedding near-duplicates, each where the recipe switches it on."""
     cfg = tools.recipe.dedup

@@ -56,7 +56,11 @@ class MultiCritiqueConfig(Strict):
 
 
 def multicritique_stage(
-    tools: Tools, records: list[Record], seeds: list[Seed] = (), skipped: str | None = None
+    tools: Tools,
+    records: list[Record],
+    seeds: list[Seed] = (),
+    skipped: str | None = None,
+    scorer: str | None = None,  # no scorers: the model's verdict only
 ) -> Outcome:
     """Critiques -> meta-critique -> aggregated critique targets; revisions -> DPO pairs.
 
