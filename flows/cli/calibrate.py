@@ -47,7 +47,11 @@ def calibrate(
 
     result = calibrate_judges(recipe=loaded.model_dump(), judges=judge or None)
     for name, metrics in result["judges"].items():
+        chosen = metrics.get("scorer", "llm")
         flag = "" if metrics["agreement"] >= result["min_agreement"] else "  (LOW)"
-        typer.echo(summary_line(name, metrics) + flag)
+        typer.echo(summary_line(f"{name} [{chosen}]", metrics) + flag)
+        for scorer, other in (metrics.get("candidates") or {}).items():
+            if scorer != chosen:
+                typer.echo("  not chosen: " + summary_line(f"{name} [{scorer}]", other))
     run_dir = Path(loaded.runs_dir).resolve() / loaded.name
     typer.echo(f"calibration: {run_dir / 'calibration.json'}")

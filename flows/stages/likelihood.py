@@ -4,8 +4,9 @@ Each is one cached task over a batch (keyed by content), with the model loaded b
 and freed afterwards.
 
     ifds(tools, prompts, answers)                  -> IFD of each answer given its prompt
-    passage_gains(tools, prompts, answers, ctxs)   -> {"gain", "worst"} of each answer, its
-                                                      passages (ctxs) before the prompt
+    passage_gains(tools, prompts, answers, ctxs)   -> {"gain", "worst"} of each answer: its
+                                                      passages (ctxs) before the prompt against
+                                                      another answer's
     passages_for(tools, records)                   -> each record's passage texts (retrieved for
                                                       the question when the record names none)
 """
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 
 from prefect import task
 
-from filters.scorers import passage_gain
+from filters.scorers import control_order, passage_gain
 from flows.stages.base import Tools
 from flows.tasks import code_version, content_key, given_key
 from generators.models import resolve_model
@@ -72,21 +73,31 @@ def with_context(prompt: str, passages: Sequence[str]) -> str:
     return CONTEXT_HEADER + "\n\n".join(passages) + "\n\n" + prompt
 
 
+def control_contexts(contexts: list[list[str]], seed: int = 0) -> list[list[str]]:
+    """Each answer's control: the passages of an answer with other passages (a seeded cycle,
+    filters.scorers.control_order), or none when every answer has the same ones."""
+    keys = ["\n\n".join(c) for c in contexts]
+    return [[] if j is None else contexts[j] for j in control_order(keys, seed)]
+
+
 def passage_gains(
     tools: Tools, prompts: list[str], answers: list[str], contexts: list[list[str]]
 ) -> list[dict]:
-    """{"gain", "worst"} of each answer: its per-token NLL after the prompt alone against after
-    its passages and the prompt (filters.scorers.passage_gain), under the recipe's model."""
+    """{"gain", "worst"} of each answer: its per-token NLL after unrelated passages (another
+    answer's, `control_contexts`) and the prompt, against after its own passages (`contexts`)
+    and the prompt (filters.scorers.passage_gain), under the recipe's model."""
     given = [with_context(p, c) for p, c in zip(prompts, contexts, strict=True)]
+    controls = control_contexts(contexts, tools.recipe.seed)
+    control = [with_context(p, c) for p, c in zip(prompts, controls, strict=True)]
     key = content_key(
-        "passage-gain", tools.model_id, prompts, given, answers, code_version(LIKELIHOOD_CODE)
+        "passage-gain", tools.model_id, control, given, answers, code_version(LIKELIHOOD_CODE)
     )
     task_ = token_loss_batch.with_options(result_storage=tools.cache, task_run_name="passage-gain")
     both = task_(
-        key=key, model_path=_model_path(tools), prompts=prompts + given, answers=answers + answers
+        key=key, model_path=_model_path(tools), prompts=control + given, answers=answers + answers
     )
-    alone, after = both[: len(prompts)], both[len(prompts) :]
-    return [passage_gain(w, a) for w, a in zip(after, alone, strict=True)]
+    unrelated, after = both[: len(prompts)], both[len(prompts) :]
+    return [passage_gain(w, u) for w, u in zip(after, unrelated, strict=True)]
 
 
 def retrieved_texts(tools: Tools, queries: list[str]) -> list[list[str]]:

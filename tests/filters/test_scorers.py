@@ -106,3 +106,13 @@ def test_gain_verdict_ifd_verdict_and_the_support_guard() -> None:
     assert scorers.ifd_verdict(float("nan")) is False
     assert scorers.support_holds(0.5, 0.5) is True
     assert scorers.support_holds(0.5, 0.4) is False
+
+
+def test_control_order_pairs_each_item_with_one_of_another_key() -> None:
+    assert scorers.control_order(["q1", "q1", "q2"]) == [2, 2, 0]
+    assert scorers.control_order(["q1", "q1"]) == [None, None]  # nothing unrelated to use
+    keys = ["a", "b", "c", "a", "d"]
+    order = scorers.control_order(keys, seed=3)
+    assert all(j is not None and keys[j] != k for k, j in zip(keys, order, strict=True))
+    assert order[0] == order[3]  # one control per key
+    assert scorers.control_order(keys, seed=3) == order

@@ -10,7 +10,7 @@ import torch
 
 from tests.trainers.test_evaluate import CharTokenizer
 
-VOCAB, CONTEXT, CONFIDENCE = 128, 4, 8.0
+VOCAB, CONTEXT, CONFIDENCE = 128, 4, 10.0
 
 
 class Copier:
