@@ -356,7 +356,8 @@ class TrainConfig(Strict):
 ABLATE_VARIANTS = ("corpus-only", "random", "recipe")  # base is always measured: Δ is vs base
 # Judged and selection stages a `recipe-minus-<stage>` variant can leave out
 # (flows/ablation/ablate.py); the judges' come from flows/stages/registry.py.
-MINUS_STAGES = ("grounding", *(s for j in JUDGES for s in j.stages), "mix", "select")
+JUDGE_STAGE_NAMES = tuple(s for j in JUDGES for s in j.stages)
+MINUS_STAGES = ("grounding", *JUDGE_STAGE_NAMES, "mix", "select")
 # `origin-<name>`: one origin's records as they reached the mix (flows/stages/mix.py)
 ORIGIN_VARIANTS = tuple(o.name for o in ORIGINS)
 # `recipe+<name>`: the curated export plus the run's export/<name>.jsonl rows (train.extra_sft)
@@ -372,7 +373,8 @@ class AblateConfig(Strict):
     variants: list[str] = Field(
         default_factory=lambda: list(ABLATE_VARIANTS),
         description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
-        "for every judged/selection stage the recipe has on, origin-<origin> for one origin's "
+        "for every judged/selection stage the recipe has on, recipe-minus-judges for the "
+        "export without every judge at once, origin-<origin> for one origin's "
         "records, recipe-without-<origin> for the export without that origin's rows, or "
         "recipe+<self_feedback|critique_sft> for the export plus those rows, select-random for "
         "a random subset of what offline selection was given, as many as it kept; base is "
@@ -392,7 +394,7 @@ class AblateConfig(Strict):
             stage = name.removeprefix("recipe-minus-")
             known = (
                 name in ABLATE_VARIANTS
-                or (name != stage and stage in (*MINUS_STAGES, "all"))
+                or (name != stage and stage in (*MINUS_STAGES, "all", "judges"))
                 or name.removeprefix("origin-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe-without-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe+") in EXTRA_SFT
@@ -402,7 +404,8 @@ class AblateConfig(Strict):
                 origins = "|".join(ORIGIN_VARIANTS)
                 raise ValueError(
                     f"unknown variant {name!r}: choose from {', '.join(ABLATE_VARIANTS)}, "
-                    f"recipe-minus-all, recipe-minus-<{'|'.join(MINUS_STAGES)}>, "
+                    f"recipe-minus-all, recipe-minus-judges, "
+                    f"recipe-minus-<{'|'.join(MINUS_STAGES)}>, "
                     f"origin-<{origins}>, recipe-without-<{origins}>, "
                     f"recipe+<{'|'.join(EXTRA_SFT)}> or {SELECT_RANDOM}"
                 )

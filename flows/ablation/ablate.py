@@ -33,7 +33,7 @@ from filters.decontam import HeldoutIndex, decontaminate
 from flows.ablation import data as data
 from flows.ablation import report as report
 from flows.export import export_row, user_message
-from flows.recipe import MINUS_STAGES, SELECT_RANDOM, Recipe, with_overrides
+from flows.recipe import JUDGE_STAGE_NAMES, MINUS_STAGES, SELECT_RANDOM, Recipe, with_overrides
 from flows.stages.decontaminate import heldout_index, heldout_sources
 from flows.stages.ingest import ingest
 from flows.tasks import code_version, content_key, given_key
@@ -55,6 +55,7 @@ from generators.records import Record
 
 MC_CODE = ("trainers.mc", "filters.calibration")
 MINUS = "recipe-minus-"
+MINUS_JUDGES = "recipe-minus-judges"  # the export without any of its judges
 ORIGIN = "origin-"
 PLUS = "recipe+"  # recipe+self_feedback, recipe+critique_sft: the export plus those rows
 WITHOUT = "recipe-without-"  # recipe-without-facts: the export without that origin's rows
@@ -139,9 +140,13 @@ def expand(
             rewrote = [s for s in stages_run if s in data.REWRITES]
             pool = stages_run if dropping is None else [*dropping, *rewrote]
             out += [f"{MINUS}{s}" for s in MINUS_STAGES if s in pool]
+        elif name == MINUS_JUDGES and not set(stages_run) & set(JUDGE_STAGE_NAMES):
+            raise SelfAlignError(f"ablate: variant {name}: the run has no judge stage")
         elif name == SELECT_RANDOM and "select" not in stages_run:
             raise SelfAlignError(f"ablate: variant {name}: the run has no stage 'select'")
-        elif name.startswith(MINUS) and name.removeprefix(MINUS) not in stages_run:
+        elif (
+            name.startswith(MINUS) and name != MINUS_JUDGES and name[len(MINUS) :] not in stages_run
+        ):
             raise SelfAlignError(
                 f"ablate: variant {name}: the run has no stage '{name.removeprefix(MINUS)}'"
             )
@@ -191,9 +196,17 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = curated + [_chat_record(row["messages"]) for row in extra]
         elif name == SELECT_RANDOM:
             out[name] = data.select_random_rows(run, r.ablate.seed)
+        elif name == MINUS_JUDGES:
+            out[name] = data.minus_rows(run, curated, *judge_stages_of(run))
         else:
             out[name] = data.minus_rows(run, curated, name.removeprefix(MINUS))
     return out
+
+
+def judge_stages_of(run: Path) -> list[str]:
+    """The judge stages (flows/stages/registry.py) the run has, in its order."""
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    return [s["stage"] for s in manifest["stages"] if s["stage"] in JUDGE_STAGE_NAMES]
 
 
 def token_lengths(model_path: str, records: list[Record], max_length: int) -> list[int]:

@@ -7,6 +7,8 @@
     recipe                 the curated export (export/train.jsonl)
     origin-<origin>        one origin's records (self_instruct, backtranslation, reading) as they
                            reached the mix stage, before its cut
+    recipe-minus-judges    the same, for every judge stage of the run at once (the recipe
+                           without its judges)
     recipe-minus-<stage>   the export plus the records <stage> dropped, as they were when it
                            dropped them; the other stages' verdicts stand. Exact for the last
                            stage of a run; for an earlier one, the records it dropped did not go
@@ -95,13 +97,20 @@ def unjudged(record: Record, stage: str) -> Record:
     return record
 
 
-def minus_rows(run_dir: Path, curated: list[Record], stage: str) -> list[Record]:
-    """The curated records plus those `stage` dropped (in run order: curated first), each with
-    the answer it had before `stage` rewrote it (S3FT's gold targets, SELF's unrefined
-    responses)."""
-    dropped = stage_records(run_dir, stage, "rejected")
-    ids = {r.id for r in curated}
-    return [unjudged(r, stage) for r in curated + [r for r in dropped if r.id not in ids]]
+def minus_rows(run_dir: Path, curated: list[Record], *stages: str) -> list[Record]:
+    """The curated records plus those any of `stages` dropped (in run order: curated first, then
+    each stage's), each with the answer it had before the stages rewrote it (S3FT's gold
+    targets, SELF's unrefined responses)."""
+    rows, ids = list(curated), {r.id for r in curated}
+    for stage in stages:
+        for r in stage_records(run_dir, stage, "rejected"):
+            if r.id not in ids:
+                rows.append(r)
+                ids.add(r.id)
+    order = [s for s in ("self_refine", "s3ft") if s in stages]  # S3FT's gold is the earliest
+    for stage in order:
+        rows = [unjudged(r, stage) for r in rows]
+    return rows
 
 
 def select_random_rows(run_dir: Path, seed: int) -> list[Record]:

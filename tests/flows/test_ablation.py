@@ -91,6 +91,19 @@ def test_minus_rows_give_back_the_answers_a_rewriting_stage_replaced(tmp_path) -
     assert minus_rows(tmp_path, [target], "self_refine")[0].output == "own words"
 
 
+def test_minus_rows_of_several_stages_restore_the_earliest_answer(tmp_path) -> None:
+    steps = [{"step": 0, "response": "s3ft target"}]
+    both = Record(
+        "q1", output="refined", id="b1", meta={"s3ft": {"gold": "gold"}, "self": {"steps": steps}}
+    )
+    rated_out = Record("q2", output="low", id="x1").drop("rating", "scorer_passage_gain_low")
+    write_stage(tmp_path, 8, "rating", [both], [rated_out])
+    write_stage(tmp_path, 9, "s3ft", [both], [])
+    write_stage(tmp_path, 10, "self_refine", [both], [])
+    rows = minus_rows(tmp_path, [both], "rating", "s3ft", "self_refine")
+    assert [(r.id, r.output) for r in rows] == [("b1", "gold"), ("x1", "low")]
+
+
 def test_select_random_rows_match_what_selection_kept(tmp_path) -> None:
     kept = [Record(f"k{i}") for i in range(3)]
     dropped = [Record(f"d{i}").drop("select", "selection_over_budget") for i in range(3)]
@@ -148,6 +161,9 @@ def test_expand_minus_variants() -> None:
     ]
     with pytest.raises(SelfAlignError, match="no stage 'select'"):
         expand(["select-random"], ["corpus", "mix"])
+    assert expand(["recipe-minus-judges"], stages) == ["recipe-minus-judges"]
+    with pytest.raises(SelfAlignError, match="no judge stage"):
+        expand(["recipe-minus-judges"], ["corpus", "mix"])
 
 
 def _report(nll: list[float], acc_norm: list[int]) -> dict:
