@@ -34,13 +34,18 @@ PUNCTUATION = set(string.punctuation)
 N_EXAMPLES = 3  # generations kept in a report, enough to eyeball
 
 
-def load_model(path: str, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) from a HF folder: fp32 on CPU, bf16 on CUDA, eval mode, left padding."""
+def load_model(
+    path: str, device: str | None = None, precision: str | None = None
+) -> tuple[Any, Any]:
+    """(model, tokenizer) from a HF folder: fp32 on CPU, bf16 on CUDA (or `precision`, 'bf16' or
+    'fp32'), eval mode, left padding."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if precision is not None:
+        dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(path)
     tokenizer.padding_side = "left"  # decoder-only generation continues from the right edge

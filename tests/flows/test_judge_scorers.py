@@ -50,7 +50,7 @@ class ToyTask:
     def with_options(self, **options):
         return self
 
-    def __call__(self, key, model_path, prompts, answers):
+    def __call__(self, key, model_path, prompts, answers, precision="fp32"):
         self.calls += 1
         return self.fn(Copier(), AsciiTokenizer(), prompts, answers)
 
@@ -60,6 +60,7 @@ def toy_likelihoods(monkeypatch):
     monkeypatch.setattr(likelihood, "token_loss_batch", ToyTask(answer_token_losses))
     monkeypatch.setattr(likelihood, "ifd_batch", ToyTask(ifd_scores))
     monkeypatch.setattr(likelihood, "_model_path", lambda tools: "/toy")
+    monkeypatch.setattr(likelihood, "scoring_precision", lambda path: "fp32")
 
 
 def dev_qa() -> list[dict]:
