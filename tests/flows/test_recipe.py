@@ -22,7 +22,8 @@ def test_demo_recipe_loads_with_paths_resolved():
     assert recipe.name == "biomed-demo" and recipe.generate.prompts == 36
     assert (recipe.mix.self_instruct, recipe.mix.backtranslation, recipe.mix.reading) == (1, 10, 10)
     assert recipe.backtranslate.topic_replies and recipe.grounding.source_passage
-    assert recipe.train.sft == {"learning_rate": 0.001}  # a TRL SFTConfig field, chosen on dev
+    # every weight at a TRL SFTConfig learning rate, chosen on the dev splits of both domains
+    assert recipe.train.method == "full" and recipe.train.sft == {"learning_rate": 5e-5}
     assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
     assert Path(recipe.corpus.path).is_file()
 
