@@ -14,6 +14,13 @@ Judges: "exact" (SQuAD-normalised equality), "numeric" (GSM8K-style: the last nu
 text) and "llm" (equivalence_prompt; data in tags with '<' escaped, parsed leniently, both by
 `filters.judge_io`). An unparseable reply counts as not equivalent, so doubt keeps the gold.
 
+Scorers that need no verdict from the model (calibration weighs them against the "llm" judge):
+"f1" (token F1 >= min_f1) and "cosine" (the embedder's, >= min_cosine), each only where
+`facts_agree`: every number of the candidate is one of the gold's (and one of the gold's is
+kept), and both say the same polarity (as many negations, modulo 2, and no direction word against
+its opposite, "increases" against "decreases"). Not seen by them: numbers written as words,
+units that make two numbers equal (1 g, 1000 mg), negation by a prefix ("unaffected").
+
 Not handled here: several samples per task, partial credit, fractions/units/scientific notation
 in "numeric", hedged free-text verdicts ("I can't tell whether they are equivalent" is
 unparseable) and duplicate record ids (dedup runs first; duplicates would share a paraphrase).
@@ -48,6 +55,9 @@ TARGET_SOURCES = (OWN, PARAPHRASE, GOLD)
 # 4 significant digits: "3.1416" matches pi, "3.14" does not; absolute 1e-9 so 0 matches 0.
 NUMERIC_REL_TOL = 1e-4
 JUDGE_MAX_TOKENS = 96  # a boolean and one sentence, like the rating judge
+# The scorers' thresholds (f1_equivalent, cosine_equivalent)
+MIN_F1 = 0.5
+MIN_COSINE = 0.85
 
 EQUIVALENCE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -297,3 +307,83 @@ def target_split(records: list[Record]) -> dict[str, int]:
             raise SelfAlignError(f"s3ft: record {record.id} has no target_source (got {source!r})")
         counts[source] += 1
     return counts
+
+
+NEGATORS = frozenset({"not", "no", "never", "cannot", "none", "neither", "nor", "without"})
+# Direction words, each with its opposite; a word and its opposite in the two texts disagree.
+_PAIRS = (
+    ("increase", "decrease"), ("increases", "decreases"), ("increased", "decreased"),
+    ("raise", "lower"), ("raises", "lowers"), ("raised", "lowered"), ("rise", "fall"),
+    ("rises", "falls"), ("higher", "lower"), ("more", "less"), ("activate", "inhibit"),
+    ("activates", "inhibits"), ("stimulates", "inhibits"), ("stimulate", "inhibit"),
+    ("induces", "suppresses"), ("positive", "negative"), ("gain", "loss"), ("gains", "loses"),
+    ("retains", "loses"), ("has", "lacks"), ("plus", "minus"), ("reversibly", "irreversibly"),
+    ("agonist", "antagonist"), ("excess", "deficiency"), ("upregulates", "downregulates"),
+    ("dominant", "recessive"), ("aerobic", "anaerobic"),
+)  # fmt: skip
+OPPOSITES: dict[str, frozenset[str]] = {}
+for _a, _b in _PAIRS:
+    OPPOSITES[_a] = OPPOSITES.get(_a, frozenset()) | {_b}
+    OPPOSITES[_b] = OPPOSITES.get(_b, frozenset()) | {_a}
+_WORD_RE = re.compile(r"[a-z]+n't|[a-z]+")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+def negations(text: str) -> int:
+    """Negation words: 'It does not bind, and cannot.' -> 2; "isn't" counts as one."""
+    return sum(w in NEGATORS or w.endswith("n't") for w in _words(text))
+
+
+def numbers_agree(candidate: str, gold: str) -> bool:
+    """Every number of the candidate is one of the gold's, and one of the gold's is kept:
+    ('37 genes', '37 genes (13 proteins)') -> True; ('75 genes', '37 genes') -> False."""
+    want = {round(x, 6) for x in numbers(gold)}
+    have = {round(x, 6) for x in numbers(candidate)}
+    if not want:
+        return not have
+    return bool(have) and have <= want
+
+
+def polarity_agrees(candidate: str, gold: str) -> bool:
+    """Same negations modulo 2 and no direction word against its opposite:
+    ('it is not', 'it is') -> False; ('insulin lowers glucose', 'it lowers glucose') -> True;
+    ('increases', 'decreases') -> False."""
+    if negations(candidate) % 2 != negations(gold) % 2:
+        return False
+    a, b = set(_words(candidate)), set(_words(gold))
+    return not any(OPPOSITES.get(w, frozenset()) & (b - a) for w in a - b)
+
+
+def facts_agree(candidate: str, gold: str) -> bool:
+    """`numbers_agree` and `polarity_agrees`."""
+    return numbers_agree(candidate, gold) and polarity_agrees(candidate, gold)
+
+
+def token_f1(candidate: str, gold: str) -> float:
+    """Bag-of-words F1 after SQuAD normalisation: ('the cat sat', 'cat sat down') -> 0.8."""
+    pred, ref = normalize_answer(candidate).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum(min(pred.count(w), ref.count(w)) for w in set(pred) & set(ref))
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return round(2 * precision * recall / (precision + recall), 4)
+
+
+def f1_equivalent(candidate: str, gold: str, min_f1: float = MIN_F1) -> dict:
+    """{"equivalent", "f1"}: F1 >= min_f1 and the facts agree; a blank candidate never is."""
+    f1 = token_f1(candidate, gold)
+    ok = bool(candidate.strip()) and f1 >= min_f1 and facts_agree(candidate, gold)
+    return {"judge": "f1", "equivalent": ok, "f1": f1}
+
+
+def cosine_equivalent(
+    candidate: str, gold: str, cosine: float, min_cosine: float = MIN_COSINE
+) -> dict:
+    """{"equivalent", "cosine"}: cosine >= min_cosine and the facts agree."""
+    ok = bool(candidate.strip()) and cosine >= min_cosine and facts_agree(candidate, gold)
+    return {"judge": "cosine", "equivalent": ok, "cosine": round(float(cosine), 4)}

@@ -168,9 +168,9 @@ class Judge:
     one calibration chose (None: the section's own choice). A judge with a verdict names it
     (`verdict`) and gives the model's `verdicts(tools, items)` on the calibration check items
     (True: judged correct) and its `scorers` (name -> verdicts computed without asking the model,
-    filters/scorers.py); `scorer_of(cfg)` is the section's choice: "llm" (the model's verdict,
-    also when None), a scorer's name, "auto" (calibration measures all and keeps the best) or
-    anything else for a rule that needs no calibration.
+    filters/s3ft.py, filters/support.py); `scorer_of(cfg)` is the section's choice: "llm" (the
+    model's verdict, also when None), a scorer's name, "auto" (calibration measures all and keeps
+    the best) or anything else for a rule that needs no calibration.
     """
 
     section: str

@@ -10,11 +10,11 @@ judge is asked about every item the way the pipeline asks it:
     comparison        MultiCritique's pairwise judge on (correct, corrupted), positions hashed;
                       the answer it prefers counts as judged "correct", the other as "wrong"
 
-A judge may also be scored without asking the model (its `scorers`, filters/scorers.py: S3FT by
-token F1 or embedder cosine, rating and SELF by the answer's likelihood gain from its passages or
-by IFD). Each judge is measured by the scorers its recipe section names (`auto`: all of them and
-the model's verdict), and the one that agrees best is the judge's `scorer` in the result; the
-pipeline hands it to the judge's stage.
+A judge may also be scored without asking the model (its `scorers`, filters/s3ft.py and
+filters/support.py: S3FT by token F1 or embedder cosine, rating and SELF by the answer's
+likelihood gain from its passages or by IFD). Each judge is measured by the scorers its recipe
+section names (`auto`: all of them and the model's verdict), and the one that agrees best is the
+judge's `scorer` in the result; the pipeline hands it to the judge's stage.
 
 Results go to runs/<name>/calibration.json, the manifest and the data card. A judge under
 `calibration.min_agreement` is a warning (`on_low: warn`), is not used (`skip`: `skipped_judges`

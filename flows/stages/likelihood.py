@@ -1,5 +1,5 @@
 """The recipe model's likelihoods of answers, for the scorers that need no verdict from it
-(filters/scorers.py) and for offline selection: IFD and the gain an answer gets from its passages.
+(filters/support.py) and for offline selection: IFD and the gain an answer gets from its passages.
 Each is one cached task over a batch (keyed by content), with the model loaded by transformers
 and freed afterwards.
 
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from prefect import task
 
-from filters.scorers import control_order, passage_gain
+from filters.support import control_order, passage_gain
 from flows.stages.base import Tools
 from flows.tasks import code_version, content_key, given_key
 from generators.models import resolve_model
@@ -84,7 +84,7 @@ def with_context(prompt: str, passages: Sequence[str]) -> str:
 
 def control_contexts(contexts: list[list[str]], seed: int = 0) -> list[list[str]]:
     """Each answer's control: the passages of an answer with other passages (a seeded cycle,
-    filters.scorers.control_order), or none when every answer has the same ones."""
+    filters.support.control_order), or none when every answer has the same ones."""
     keys = ["\n\n".join(c) for c in contexts]
     return [[] if j is None else contexts[j] for j in control_order(keys, seed)]
 
@@ -94,7 +94,7 @@ def passage_gains(
 ) -> list[dict]:
     """{"gain", "worst"} of each answer: its per-token NLL after unrelated passages (another
     answer's, `control_contexts`) and the prompt, against after its own passages (`contexts`)
-    and the prompt (filters.scorers.passage_gain), under the recipe's model."""
+    and the prompt (filters.support.passage_gain), under the recipe's model."""
     given = [with_context(p, c) for p, c in zip(prompts, contexts, strict=True)]
     controls = control_contexts(contexts, tools.recipe.seed)
     control = [with_context(p, c) for p, c in zip(prompts, controls, strict=True)]

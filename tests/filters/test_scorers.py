@@ -1,10 +1,12 @@
-"""filters/scorers.py: the verdicts computed without asking the model, on fixed pairs."""
+"""The scorers: verdicts computed without asking the model, on fixed pairs (S3FT equivalence in
+filters/s3ft.py, the likelihood verdicts and the support guard in filters/support.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from filters import scorers
+from filters import s3ft as scorers
+from filters import support
 
 GOLD = "The human mitochondrial genome is 16,569 base pairs long and encodes 37 genes."
 
@@ -87,32 +89,32 @@ def test_negations_count_words_and_contractions() -> None:
 
 
 def test_passage_gain_mean_and_worst_token() -> None:
-    assert scorers.passage_gain([0.5, 1.0], [2.0, 1.5]) == {"gain": 1.0, "worst": 0.0}
+    assert support.passage_gain([0.5, 1.0], [2.0, 1.5]) == {"gain": 1.0, "worst": 0.0}
     # the second token is 3 nats less likely after the passages: a contradiction
-    assert scorers.passage_gain([0.5, 4.5], [2.0, 1.5]) == {"gain": -0.75, "worst": 3.0}
-    assert scorers.passage_gain([], []) == {"gain": 0.0, "worst": 0.0}
+    assert support.passage_gain([0.5, 4.5], [2.0, 1.5]) == {"gain": -0.75, "worst": 3.0}
+    assert support.passage_gain([], []) == {"gain": 0.0, "worst": 0.0}
     # tokenized apart (unequal lengths): the means only
-    assert scorers.passage_gain([1.0, 1.0, 1.0], [3.0, 3.0]) == {"gain": 2.0, "worst": 0.0}
+    assert support.passage_gain([1.0, 1.0, 1.0], [3.0, 3.0]) == {"gain": 2.0, "worst": 0.0}
 
 
 def test_gain_verdict_ifd_verdict_and_the_support_guard() -> None:
-    assert scorers.gain_verdict({"gain": 0.8, "worst": 0.3}) is True
-    assert scorers.gain_verdict({"gain": 0.8, "worst": 4.1}) is False
-    assert scorers.gain_verdict({"gain": 0.05, "worst": 0.0}) is False
-    assert scorers.gain_verdict({"gain": 0.05, "worst": 0.0}, min_gain=0.0) is True
-    assert scorers.ifd_verdict(0.7) is True
-    assert scorers.ifd_verdict(1.2) is False
-    assert scorers.ifd_verdict(None) is False
-    assert scorers.ifd_verdict(float("nan")) is False
-    assert scorers.support_holds(0.5, 0.5) is True
-    assert scorers.support_holds(0.5, 0.4) is False
+    assert support.gain_verdict({"gain": 0.8, "worst": 0.3}) is True
+    assert support.gain_verdict({"gain": 0.8, "worst": 4.1}) is False
+    assert support.gain_verdict({"gain": 0.05, "worst": 0.0}) is False
+    assert support.gain_verdict({"gain": 0.05, "worst": 0.0}, min_gain=0.0) is True
+    assert support.ifd_verdict(0.7) is True
+    assert support.ifd_verdict(1.2) is False
+    assert support.ifd_verdict(None) is False
+    assert support.ifd_verdict(float("nan")) is False
+    assert support.support_holds(0.5, 0.5) is True
+    assert support.support_holds(0.5, 0.4) is False
 
 
 def test_control_order_pairs_each_item_with_one_of_another_key() -> None:
-    assert scorers.control_order(["q1", "q1", "q2"]) == [2, 2, 0]
-    assert scorers.control_order(["q1", "q1"]) == [None, None]  # nothing unrelated to use
+    assert support.control_order(["q1", "q1", "q2"]) == [2, 2, 0]
+    assert support.control_order(["q1", "q1"]) == [None, None]  # nothing unrelated to use
     keys = ["a", "b", "c", "a", "d"]
-    order = scorers.control_order(keys, seed=3)
+    order = support.control_order(keys, seed=3)
     assert all(j is not None and keys[j] != k for k, j in zip(keys, order, strict=True))
     assert order[0] == order[3]  # one control per key
-    assert scorers.control_order(keys, seed=3) == order
+    assert support.control_order(keys, seed=3) == order

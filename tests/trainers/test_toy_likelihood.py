@@ -1,4 +1,4 @@
-"""The likelihood scorers end to end on a toy model (trainers/evaluate.py + filters/scorers.py):
+"""The likelihood scorers end to end on a toy model (trainers/evaluate.py + filters/support.py):
 the copier of tests/trainers/toy_model.py predicts what it can copy from its prompt, so the
 ordering the scorers rely on is known exactly."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.scorers import MAX_DROP, gain_verdict, ifd_verdict, passage_gain
+from filters.support import MAX_DROP, gain_verdict, ifd_verdict, passage_gain
 from tests.trainers.toy_model import AsciiTokenizer, Copier
 from trainers.evaluate import answer_token_losses, ifd_scores
 

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from filters import s3ft, scorers
+from filters import s3ft
 from flows.stages.base import (
     AUTO,
     PATH_FIELD,
@@ -28,7 +28,7 @@ from generators.seeds import Seed, load_seeds
 
 # The modules whose source keys the stage's cached LLM batches (see flows.tasks.code_version).
 S3FT = ("filters.s3ft", "filters.judge_io")
-SCORED = ("f1", "cosine")  # the equivalence scorers (filters/scorers.py)
+SCORED = ("f1", "cosine")  # the equivalence scorers (filters/s3ft.py)
 
 
 class S3FTConfig(Strict):
@@ -41,9 +41,9 @@ class S3FTConfig(Strict):
         "numeric), the model's verdict (llm), a scorer (f1: token F1, cosine: the embedder's; "
         "both also need the numbers and the polarity to agree) or auto (calibration picks)",
     )
-    min_f1: float = Field(scorers.MIN_F1, gt=0, le=1, description="token F1 the f1 scorer needs")
+    min_f1: float = Field(s3ft.MIN_F1, gt=0, le=1, description="token F1 the f1 scorer needs")
     min_cosine: float = Field(
-        scorers.MIN_COSINE, gt=0, le=1, description="cosine the cosine scorer needs"
+        s3ft.MIN_COSINE, gt=0, le=1, description="cosine the cosine scorer needs"
     )
     max_tokens: int = Field(160, ge=8, description="own answers and paraphrases")
     judge_max_tokens: int = Field(s3ft.JUDGE_MAX_TOKENS, ge=16)
@@ -87,13 +87,13 @@ def scored_equivalence(tools: Tools, judge: str, golds: list[str], candidates: l
     cfg = tools.recipe.s3ft
     if judge == "f1":
         pairs = zip(golds, candidates, strict=True)
-        return [scorers.f1_equivalent(c, g, cfg.min_f1) for g, c in pairs]
+        return [s3ft.f1_equivalent(c, g, cfg.min_f1) for g, c in pairs]
     if not golds:
         return []
     encoder = tools.encoder()
     cosines = (encoder.encode(golds) * encoder.encode([c or " " for c in candidates])).sum(-1)
     return [
-        scorers.cosine_equivalent(c, g, float(x), cfg.min_cosine)
+        s3ft.cosine_equivalent(c, g, float(x), cfg.min_cosine)
         for g, c, x in zip(golds, candidates, cosines, strict=True)
     ]
 

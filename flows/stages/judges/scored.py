@@ -1,5 +1,5 @@
 """Likelihood scorers for judges that grade one answer (rating, SELF's feedback), with no verdict
-asked of the model (filters/scorers.py): "passage_gain" (the answer's passages make it likelier
+asked of the model (filters/support.py): "passage_gain" (the answer's passages make it likelier
 and contradict none of its tokens) and "ifd" (its question makes it likelier). A section that
 uses them inherits `ScoredConfig`'s thresholds.
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from filters import scorers
+from filters import support
 from filters.judge_io import user_message
 from flows.stages.base import Strict, Tools, Verdicts
 from flows.stages.likelihood import ifds, passage_gains, passages_for, retrieved_texts
@@ -24,15 +24,15 @@ SCORED = ("passage_gain", "ifd")
 
 
 class ScoredConfig(Strict):
-    """The thresholds of the likelihood scorers (filters/scorers.py)."""
+    """The thresholds of the likelihood scorers (filters/support.py)."""
 
     min_gain: float = Field(
-        scorers.MIN_GAIN, description="passage_gain: mean nats per answer token its passages add"
+        support.MIN_GAIN, description="passage_gain: mean nats per answer token its passages add"
     )
     max_drop: float = Field(
-        scorers.MAX_DROP, ge=0, description="passage_gain: the most nats one token may lose"
+        support.MAX_DROP, ge=0, description="passage_gain: the most nats one token may lose"
     )
-    max_ifd: float = Field(scorers.MAX_IFD, gt=0, description="ifd: correct below this IFD")
+    max_ifd: float = Field(support.MAX_IFD, gt=0, description="ifd: correct below this IFD")
 
 
 def scores(
@@ -44,13 +44,13 @@ def scores(
         return []
     if scorer == "ifd":
         return [
-            {"scorer": scorer, "correct": scorers.ifd_verdict(x, cfg.max_ifd), "ifd": round(x, 4)}
+            {"scorer": scorer, "correct": support.ifd_verdict(x, cfg.max_ifd), "ifd": round(x, 4)}
             for x in ifds(tools, prompts, answers)
         ]
     if scorer != "passage_gain":
         raise ValueError(f"unknown scorer {scorer!r}: choose one of {', '.join(SCORED)}")
     return [
-        {"scorer": scorer, "correct": scorers.gain_verdict(g, cfg.min_gain, cfg.max_drop), **g}
+        {"scorer": scorer, "correct": support.gain_verdict(g, cfg.min_gain, cfg.max_drop), **g}
         for g in passage_gains(tools, prompts, answers, contexts)
     ]
 

@@ -13,9 +13,8 @@ from typing import Literal
 from pydantic import Field
 
 from filters import self_refine as sr
-from filters.scorers import support_holds
 from filters.self_refine import FEEDBACK_MAX_TOKENS
-from filters.support import support
+from filters.support import support, support_holds
 from flows.stages.base import REPETITION_PENALTY, Judge, Outcome, Step, Tools
 from flows.stages.judges import scored
 from flows.stages.judges.passthrough import passed_through
