@@ -121,13 +121,16 @@ def retrieved_texts(tools: Tools, queries: list[str]) -> list[list[str]]:
     return [[tools.texts[pid] for pid, _ in found if pid in tools.texts] for found in hits]
 
 
+def named_texts(tools: Tools, record) -> list[str]:
+    """The texts of the passages a record names (`passages`, else meta.source_passage)."""
+    ids = list(record.passages) or [p for p in [record.meta.get("source_passage")] if p]
+    return [tools.texts[p] for p in ids if p in tools.texts]
+
+
 def passages_for(tools: Tools, records) -> list[list[str]]:
-    """Each record's passage texts: those it names (`passages`, else meta.source_passage), or
-    the passages retrieved for its instruction when it names none."""
-    named = []
-    for r in records:
-        ids = list(r.passages) or [p for p in [r.meta.get("source_passage")] if p]
-        named.append([tools.texts[p] for p in ids if p in tools.texts])
+    """Each record's passage texts: those it names (`named_texts`), or the passages retrieved
+    for its instruction when it names none."""
+    named = [named_texts(tools, r) for r in records]
     missing = [i for i, texts in enumerate(named) if not texts]
     found = retrieved_texts(tools, [records[i].instruction for i in missing])
     for i, texts in zip(missing, found, strict=True):

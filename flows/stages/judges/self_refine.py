@@ -19,6 +19,7 @@ from flows.stages.base import REPETITION_PENALTY, Judge, Outcome, Step, Tools
 from flows.stages.judges import scored
 from flows.stages.judges.passthrough import passed_through
 from flows.stages.judges.scored import ScoredConfig
+from flows.stages.likelihood import named_texts
 from generators.llm import Sampling
 from generators.records import Record
 from generators.seeds import Seed
@@ -77,8 +78,7 @@ def feedback_replies(
 
 def support_of(tools: Tools, record: Record, text: str) -> float:
     """`text`'s support against the record's passages (filters/support.py)."""
-    ids = list(record.passages) or [p for p in [record.meta.get("source_passage")] if p]
-    return support(text, (tools.texts[p] for p in ids if p in tools.texts))
+    return support(text, named_texts(tools, record))
 
 
 def guard_support(
