@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import math
 import re
-import string
-import unicodedata
 from dataclasses import replace
 from typing import Any
 
@@ -48,6 +46,7 @@ from filters.judge_io import (
 from generators.errors import SelfAlignError
 from generators.llm import Conversation, Sampling
 from generators.records import Record, prompt_text
+from trainers.evaluate import normalize_answer, token_f1
 
 JUDGES = ("exact", "numeric", "llm")
 OWN, PARAPHRASE, GOLD = "own", "paraphrase", "gold"
@@ -90,8 +89,6 @@ PARAPHRASE_REQUEST = (
 )
 PARAPHRASE_FORMAT = "Reply with the rewritten answer only."
 
-_PUNCTUATION = set(string.punctuation)
-_ARTICLES_RE = re.compile(r"\b(?:a|an|the)\b")
 # optional sign, then 1,200,000 (whole groups) or 1200, then decimals; not inside a word or
 # version ("COVID-19" -> 19, "1.2.3" -> 1.2, "CO2" -> none), so "3-5" is [3, 5], not [3, -5]
 _NUMBER_RE = re.compile(r"(?<![\w.])([-+\u2212]?)((?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?)")
@@ -117,14 +114,6 @@ _LABEL_RE = re.compile(
     r"(?:paraphrased? answer|paraphrase|rewritten answer|rewrite|answer)[\s*_]*:[\s*_]*",
     re.IGNORECASE,
 )
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: 'The  Insulin!' -> 'insulin' (lowercase, no punctuation/articles)."""
-    text = "".join(
-        c for c in text.lower() if c not in _PUNCTUATION and unicodedata.category(c)[0] != "P"
-    )
-    return " ".join(_ARTICLES_RE.sub(" ", text).split())
 
 
 def exact_match(candidate: str, gold: str) -> bool:
@@ -362,21 +351,9 @@ def facts_agree(candidate: str, gold: str) -> bool:
     return numbers_agree(candidate, gold) and polarity_agrees(candidate, gold)
 
 
-def token_f1(candidate: str, gold: str) -> float:
-    """Bag-of-words F1 after SQuAD normalisation: ('the cat sat', 'cat sat down') -> 0.8."""
-    pred, ref = normalize_answer(candidate).split(), normalize_answer(gold).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum(min(pred.count(w), ref.count(w)) for w in set(pred) & set(ref))
-    if not common:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return round(2 * precision * recall / (precision + recall), 4)
-
-
 def f1_equivalent(candidate: str, gold: str, min_f1: float = MIN_F1) -> dict:
     """{"equivalent", "f1"}: F1 >= min_f1 and the facts agree; a blank candidate never is."""
-    f1 = token_f1(candidate, gold)
+    f1 = round(token_f1(candidate, gold), 4)
     ok = bool(candidate.strip()) and f1 >= min_f1 and facts_agree(candidate, gold)
     return {"judge": "f1", "equivalent": ok, "f1": f1}
 

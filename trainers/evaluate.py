@@ -20,6 +20,7 @@ import gc
 import re
 import string
 import time
+import unicodedata
 from collections import Counter
 from typing import Any
 
@@ -197,15 +198,18 @@ def ifd_scores(
     return [(g / n) / (a / m) for (g, n), (a, m) in zip(given, alone, strict=True)]
 
 
-def _normalize(text: str) -> list[str]:
-    """SQuAD normalization: 'The Cat, sat!' -> ['cat', 'sat']."""
-    text = "".join(ch for ch in text.lower() if ch not in PUNCTUATION)
-    return ARTICLES.sub(" ", text).split()
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation, any Unicode punctuation included: 'The  “Insulin”!' -> 'insulin'."""
+    text = "".join(
+        ch for ch in text.lower() if ch not in PUNCTUATION and unicodedata.category(ch)[0] != "P"
+    )
+    return " ".join(ARTICLES.sub(" ", text).split())
 
 
 def token_f1(prediction: str, gold: str) -> float:
-    """Bag-of-tokens F1 after SQuAD normalization; 1.0 when both normalize to nothing."""
-    pred, ref = _normalize(prediction), _normalize(gold)
+    """Bag-of-words F1 after normalize_answer; 1.0 when both normalize to nothing:
+    ('the cat sat', 'cat sat down') -> 0.8."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
     if not pred or not ref:
         return float(pred == ref)
     common = sum((Counter(pred) & Counter(ref)).values())

@@ -76,12 +76,15 @@ CONTROLS = ("corpus-only", "random")
 
 
 def versus(reports: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """{control: compare(control, recipe)}: the recipe's change against each control that was
-    trained, on the same questions (paired), so 'better than the control' has an interval."""
+    """{variant: compare(variant, recipe)}: the recipe's change against each other variant that
+    was trained (the controls first), on the same questions (paired), so 'better than the
+    control' and 'what a left-out stage gave' (recipe vs recipe-minus-<stage>) have intervals."""
     if "recipe" not in reports:
         return {}
     recipe = reports["recipe"]
-    return {c: compare(reports[c], recipe, seed=seed) for c in CONTROLS if c in reports}
+    others = [c for c in CONTROLS if c in reports]
+    others += [n for n in reports if n not in ("base", "recipe", *CONTROLS)]
+    return {name: compare(reports[name], recipe, seed=seed) for name in others}
 
 
 def _pct(cell: dict[str, float] | None) -> str:
@@ -144,7 +147,7 @@ def markdown_table(result: dict[str, Any]) -> str:
 
 
 def versus_table(result: dict[str, Any]) -> str:
-    """Recipe minus each control, with the paired 95% interval; '' without a control."""
+    """The recipe against each other variant, with the paired 95% interval; '' without one."""
     rows = result.get("recipe_vs") or {}
     if not rows:
         return ""
@@ -157,10 +160,9 @@ def versus_table(result: dict[str, Any]) -> str:
         cells = [_change(metrics, key, is_acc) for key, _, is_acc in cols]
         lines.append(f"| {control} | " + " | ".join(cells) + " |")
     return (
-        "\nThe recipe against each control on the same questions (paired bootstrap): a loss "
-        "interval below 0 or an accuracy interval above 0 shows the recipe better.\n\n"
-        + "\n".join(lines)
-        + "\n"
+        "\nThe recipe against each other variant on the same questions (paired bootstrap): a "
+        "loss interval below 0 or an accuracy interval above 0 shows the recipe better (against "
+        "recipe-minus-<stage>: what that stage gave).\n\n" + "\n".join(lines) + "\n"
     )
 
 

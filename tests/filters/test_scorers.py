@@ -31,7 +31,7 @@ def test_f1_scorer_on_fixed_pairs(candidate: str, equivalent: bool) -> None:
 def test_f1_scorer_reports_its_f1_and_its_threshold_decides() -> None:
     candidate = "Mitochondrial DNA has 16,569 base pairs."
     verdict = scorers.f1_equivalent(candidate, GOLD)
-    assert verdict["f1"] == scorers.token_f1(candidate, GOLD) == pytest.approx(0.4444, abs=1e-4)
+    assert verdict["f1"] == round(scorers.token_f1(candidate, GOLD), 4) == 0.4444
     assert verdict["equivalent"] is False  # under the default 0.5
     assert scorers.f1_equivalent(candidate, GOLD, min_f1=0.4)["equivalent"] is True
 

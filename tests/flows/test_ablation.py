@@ -207,6 +207,11 @@ def test_recipe_versus_each_control_is_paired() -> None:
     assert vs["corpus-only"]["test_loss"]["change"]["value"] == pytest.approx(12 / 14 - 1)
     assert vs["corpus-only"]["test_acc_norm"]["change"]["value"] == pytest.approx(0.25)
     assert versus({"base": base, "random": corpus}) == {}  # no recipe: nothing to compare
+    # every other variant is compared too, the controls first
+    minus = {"base": base, "recipe-minus-rating": corpus, "recipe": recipe, "random": corpus}
+    vs_minus = versus(minus)
+    assert list(vs_minus) == ["random", "recipe-minus-rating"]
+    assert vs_minus["recipe-minus-rating"] == vs["corpus-only"]
     table = versus_table({"recipe_vs": vs})
     assert "| corpus-only | -14.3% [" in table and "| +25.0 [" in table
     assert versus_table({"recipe_vs": {}}) == ""
