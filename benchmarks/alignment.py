@@ -54,7 +54,7 @@ def summary(result: dict) -> dict:
 
 
 def versus(result: dict) -> dict:
-    """control -> {metric: change of the recipe vs that control, with its interval}."""
+    """variant -> {metric: the recipe's change vs that variant (controls first), with CI}."""
     return {
         control: {label: metrics[key]["change"] for key, label in KEYS if key in metrics}
         for control, metrics in (result.get("recipe_vs") or {}).items()
