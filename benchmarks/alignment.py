@@ -8,7 +8,8 @@ benchmarks/results/alignment.json: per variant, on the held-out *test* split, th
 of the domain answer loss, the general answer loss, the multiple-choice acc_norm and, with a
 knowledge set (train.eval.knowledge), acc_norm on its covered and uncovered items and their
 difference, each with its paired-bootstrap 95% interval, and the recipe's change against each
-control on the same questions (`recipe_vs`). Prints the markdown tables for RESULTS.md.
+other variant, the controls first, on the same questions (`recipe_vs`). Prints the markdown
+tables for RESULTS.md.
 Nothing here is tuned on the test split: the recipe is used as it ships.
 """
 
@@ -56,8 +57,8 @@ def summary(result: dict) -> dict:
 def versus(result: dict) -> dict:
     """variant -> {metric: the recipe's change vs that variant (controls first), with CI}."""
     return {
-        control: {label: metrics[key]["change"] for key, label in KEYS if key in metrics}
-        for control, metrics in (result.get("recipe_vs") or {}).items()
+        name: {label: metrics[key]["change"] for key, label in KEYS if key in metrics}
+        for name, metrics in (result.get("recipe_vs") or {}).items()
     }
 
 

@@ -156,9 +156,9 @@ def versus_table(result: dict[str, Any]) -> str:
         "| recipe vs | " + " | ".join(h for _, h, _ in cols) + " |",
         "|---|" + "---|" * len(cols),
     ]
-    for control, metrics in rows.items():
+    for name, metrics in rows.items():
         cells = [_change(metrics, key, is_acc) for key, _, is_acc in cols]
-        lines.append(f"| {control} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return (
         "\nThe recipe against each other variant on the same questions (paired bootstrap): a "
         "loss interval below 0 or an accuracy interval above 0 shows the recipe better (against "
