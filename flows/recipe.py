@@ -329,6 +329,12 @@ class TrainConfig(Strict):
     replay: float = Field(
         0.0, ge=0, le=10, description="general replay rows per domain row (train.replay_set)"
     )
+    order: Literal["shuffled", "qa_first"] = Field(
+        "shuffled",
+        description="shuffled: rows in a seeded random order; qa_first: every question-answer "
+        "row, then the document-like facts rows (statement, notes, relation), in that order "
+        "(pre-instruction-tuning: QA before documents)",
+    )
     replay_set: str | None = Field(
         None, description="Self-Instruct-format file of general tasks the replay rows come from"
     )

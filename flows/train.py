@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger, task
 from flows.ops.artifacts import publish_training
 from flows.recipe import Recipe, TrainConfig, load_recipe
 from flows.tasks import code_version, content_key, get_llm, given_key
-from flows.train_rows import training_rows
+from flows.train_rows import order_fields, training_rows
 from generators.errors import SelfAlignError
 from generators.io import write_text_atomic
 from generators.models import cache_dir, resolve_model
@@ -157,15 +157,15 @@ def sft_data(run: Path, out: Path, cfg: TrainConfig, seed: int) -> Path:
     rows, with each facts row `exposures` times and the general replay rows
     (flows/train_rows.py)."""
     data = run / "export" / "train.jsonl"
-    if not cfg.extra_sft and cfg.exposures == 1 and not cfg.replay:
+    if not cfg.extra_sft and cfg.exposures == 1 and not cfg.replay and cfg.order == "shuffled":
         return data
     lines = data.read_text(encoding="utf-8").splitlines()
     for name in cfg.extra_sft:
         lines += extra_rows(run, name)
     lines = [line for line in lines if line.strip()]
-    if cfg.exposures > 1 or cfg.replay:
+    if cfg.exposures > 1 or cfg.replay or cfg.order != "shuffled":
         rows = [json.loads(line) for line in lines]
-        rows = training_rows(rows, cfg.exposures, cfg.replay, cfg.replay_set, seed)
+        rows = training_rows(rows, cfg.exposures, cfg.replay, cfg.replay_set, seed, cfg.order)
         lines = [json.dumps(row, ensure_ascii=False) for row in rows]
     path = out / "sft_data.jsonl"
     write_text_atomic(path, "".join(line + "\n" for line in lines))
@@ -177,6 +177,7 @@ def train_steps(r: Recipe, run: Path, base, out: Path) -> tuple[Any, dict, dict 
     cfg, cache = r.train, run / "cache"
     data = sft_data(run, out, cfg, r.seed)
     train_cfg, code = cfg.model_dump(), code_version(TRAIN_CODE)
+    train_cfg["sft"] = {**order_fields(cfg.order), **train_cfg["sft"]}
     key = content_key("sft", base.model_id, file_digest(data), train_cfg, code)
     sft = cached(
         sft_task, cache, out, key=key, model_path=base.path, data=str(data), out=str(out),

@@ -6,6 +6,9 @@
     replay      general instruction rows (a Self-Instruct-format file of human-written tasks)
                 added at `replay` x the number of domain rows, so the model keeps its general
                 answers while it learns the domain (the general-loss guard)
+    order       shuffled (seeded), or qa_first: every question-answer row, then the facts rows
+                that read as text (statement, notes, relation), and the trainer keeps that order
+                (pre-instruction-tuning, Jiang et al. 2024: QA before documents)
 
 Both act on export rows (dicts with `messages`), seeded, so the same recipe and export always
 train on the same lines. Not handled: replay from a chat-format file; weighting instead of
@@ -22,6 +25,7 @@ from typing import Any, TypeVar
 from generators.errors import SelfAlignError
 
 FACTS = "facts"
+DOCUMENT_FORMS = ("statement", "notes", "relation")  # facts forms read as text, not as a QA pair
 T = TypeVar("T")
 
 
@@ -29,6 +33,25 @@ def is_fact(row: Any) -> bool:
     """Whether an export row (a dict) or a Record comes from the facts origin."""
     meta = row.get("meta") if isinstance(row, dict) else row.meta
     return (meta or {}).get("origin") == FACTS
+
+
+def is_document(row: Any) -> bool:
+    """Whether a row is a facts row that reads as a document (statement, notes, relation), not as
+    a question with its answer."""
+    meta = (row.get("meta") if isinstance(row, dict) else row.meta) or {}
+    return is_fact(row) and meta.get("fact_form") in DOCUMENT_FORMS
+
+
+def qa_first(rows: list[T]) -> list[T]:
+    """Question-answer rows, then document rows, each in the order given:
+    [doc1, qa1, doc2, qa2] -> [qa1, qa2, doc1, doc2]."""
+    return [r for r in rows if not is_document(r)] + [r for r in rows if is_document(r)]
+
+
+def order_fields(order: str) -> dict[str, Any]:
+    """The SFT fields an order needs: qa_first's rows are trained in the order written (the
+    trainer would otherwise shuffle them)."""
+    return {"train_sampling_strategy": "sequential"} if order == "qa_first" else {}
 
 
 def with_exposures(rows: list[T], exposures: int) -> list[T]:
@@ -82,13 +105,15 @@ def replay_rows(path: str, count: int, seed: int) -> list[dict[str, Any]]:
 
 
 def training_rows(
-    rows: list[dict[str, Any]], exposures: int, replay: float, replay_set: str | None, seed: int
-) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]], exposures: int, replay: float, replay_set: str | None, seed: int,
+    order: str = "shuffled",
+) -> list[dict[str, Any]]:  # fmt: skip
     """The export's rows with fact exposures, then the replay rows, shuffled together (seeded) so
-    no stretch of training is all replay or all repeats."""
+    no stretch of training is all replay or all repeats; with order qa_first, the shuffled
+    question-answer rows (replay included) come before the shuffled document rows."""
     domain = with_exposures(rows, exposures)
     extra = replay_rows(replay_set, round(replay * len(domain)), seed) if replay_set else []
     out = domain + extra
-    if exposures > 1 or extra:
+    if exposures > 1 or extra or order == "qa_first":
         random.Random(f"train-rows:{seed}").shuffle(out)
-    return out
+    return qa_first(out) if order == "qa_first" else out

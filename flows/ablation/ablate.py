@@ -47,7 +47,7 @@ from flows.train import (
     sft_task,
     split_record,
 )
-from flows.train_rows import training_rows, with_exposures
+from flows.train_rows import order_fields, qa_first, training_rows, with_exposures
 from generators.errors import SelfAlignError
 from generators.io import write_jsonl_atomic
 from generators.models import resolve_model
@@ -224,11 +224,15 @@ def train_variant(r: Recipe, run: Path, base, name: str, rows: list[Record]) -> 
     """Write the variant's rows and train one LoRA on them (cached by content)."""
     folder = run / "ablation" / name
     lines = [export_row(rec) for rec in rows]
+    order = r.train.order
     if r.train.replay:  # every variant gets the same share of general rows
-        lines = training_rows(lines, 1, r.train.replay, r.train.replay_set, r.ablate.seed)
+        lines = training_rows(lines, 1, r.train.replay, r.train.replay_set, r.ablate.seed, order)
+    elif order == "qa_first":  # across the budget's passes: every QA row, then the documents
+        lines = qa_first(lines)
     write_jsonl_atomic(folder / "train.jsonl", lines)
     cfg = r.train.model_dump()
-    cfg["sft"] = {**cfg["sft"], "num_train_epochs": 1}  # the rows already repeat to the budget
+    # the rows already repeat to the budget
+    cfg["sft"] = {**order_fields(order), **cfg["sft"], "num_train_epochs": 1}
     key = content_key("ablate-sft", base.model_id, file_digest(folder / "train.jsonl"), cfg,
                       code_version(TRAIN_CODE))  # fmt: skip
     return cached(sft_task, run / "cache", folder / "model", key=key, model_path=base.path,
