@@ -7,8 +7,8 @@
                 added at `replay` x the number of domain rows, so the model keeps its general
                 answers while it learns the domain (the general-loss guard)
     order       shuffled (seeded), or qa_first: every question-answer row, then the facts rows
-                that read as text (statement, notes, relation), and the trainer keeps that order
-                (pre-instruction-tuning, Jiang et al. 2024: QA before documents)
+                that read as text (statement, notes, relation, passage), and the trainer keeps
+                that order (pre-instruction-tuning, Jiang et al. 2024: QA before documents)
 
 Both act on export rows (dicts with `messages`), seeded, so the same recipe and export always
 train on the same lines. Not handled: replay from a chat-format file; weighting instead of
@@ -25,7 +25,8 @@ from typing import Any, TypeVar
 from generators.errors import SelfAlignError
 
 FACTS = "facts"
-DOCUMENT_FORMS = ("statement", "notes", "relation")  # facts forms read as text, not as a QA pair
+# facts forms that read as text, not as a question and its answer
+DOCUMENT_FORMS = ("statement", "notes", "relation", "passage")
 T = TypeVar("T")
 
 
@@ -36,8 +37,8 @@ def is_fact(row: Any) -> bool:
 
 
 def is_document(row: Any) -> bool:
-    """Whether a row is a facts row that reads as a document (statement, notes, relation), not as
-    a question with its answer."""
+    """Whether a row is a facts row that reads as a document (statement, notes, relation,
+    passage), not as a question with its answer."""
     meta = (row.get("meta") if isinstance(row, dict) else row.meta) or {}
     return is_fact(row) and meta.get("fact_form") in DOCUMENT_FORMS
 

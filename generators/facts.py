@@ -20,7 +20,9 @@ skipped, as reading's blank does), by the first rule that finds one:
 Forms (`FORMS`): question (wh-questions made by rules, answer + "."), statement ("State one fact
 about <topic>." -> the sentence), cloze (reading's blank for the fact's span), notes (one per
 passage: its fact sentences as a bulleted list, seeded order unlike the passage's), relation
-("How are <A> and <B> related?" -> the sentences naming both key terms).
+("How are <A> and <B> related?" -> the sentences naming both key terms), passage (one per passage:
+"Write a short passage on <topic>." -> the passage whole: the facts in their context, as continued
+pretraining reads them; the passage is the answer, never in the prompt).
 
 Questions: in-situ (the span as "how many <unit>", "what percentage", "in what year", "what
 value" for a bare number, "what" for a term), then fronted ("Who or what <rest>?" for a subject
@@ -45,9 +47,9 @@ from generators.corpus import Passage
 from generators.records import Record
 from generators.text import content_words
 
-Form = Literal["question", "statement", "cloze", "notes", "relation"]
+Form = Literal["question", "statement", "cloze", "notes", "relation", "passage"]
 FORMS: tuple[str, ...] = get_args(Form)
-DEFAULT_FORMS = FORMS[:-1]  # relation is opt-in
+DEFAULT_FORMS = FORMS[:4]  # relation and passage are opt-in
 FACT_TERMS = 3  # key terms a term fact may be (as reading's BLANK_TERMS)
 RELATION_TERMS = 4  # key terms paired for relation rows
 TOPIC_TERMS = 8  # key terms a statement's topic may be
@@ -318,21 +320,37 @@ def _common(term: str) -> str:
     return term if re.search(r"[A-Z]", term[1:]) or _BINOMIAL.fullmatch(term) else term.lower()
 
 
-def notes_record(passage: Passage, facts: list[Fact], seed: int = 0) -> Record | None:
-    """'Write study notes on <topic>.' -> '- <fact sentence>' lines, in a seeded order other than
-    the passage's; the topic is the first definition's term, else the first noun key term; None
-    below NOTES_MIN_FACTS facts."""
+def passage_topic(passage: Passage, facts: list[Fact]) -> str | None:
+    """The first definition's term, else the passage's first noun key term, else None."""
     defined = [_common(f.answer) for f in facts if f.kind == "definition"]
     terms = defined[:1] or [reading.surface(passage.text, t) for t in noun_terms(passage.text, 1)]
-    if len(facts) < NOTES_MIN_FACTS or not terms:
+    return terms[0] if terms else None
+
+
+def notes_record(passage: Passage, facts: list[Fact], seed: int = 0) -> Record | None:
+    """'Write study notes on <topic>.' -> '- <fact sentence>' lines, in a seeded order other than
+    the passage's (topic: `passage_topic`); None below NOTES_MIN_FACTS facts or without a topic."""
+    topic = passage_topic(passage, facts)
+    if len(facts) < NOTES_MIN_FACTS or not topic:
         return None
     lines = [f"- {fact.sentence}" for fact in facts]
     order = lines[:]
     random.Random(f"notes:{seed}:{passage.id}").shuffle(order)
     if order == lines:  # restated, not copied: never the passage's own order
         order = order[1:] + order[:1]
-    instruction = f"Write study notes on {terms[0]}."
+    instruction = f"Write study notes on {topic}."
     return _record(instruction, "\n".join(order), passage.id, f"{passage.id}-notes", "notes")
+
+
+def passage_record(passage: Passage, facts: list[Fact]) -> Record | None:
+    """'Write a short passage on <topic>.' -> the passage's text (topic: `passage_topic`); None
+    without a topic."""
+    topic = passage_topic(passage, facts)
+    if not topic:
+        return None
+    instruction = f"Write a short passage on {topic}."
+    fact_id = f"{passage.id}-passage"
+    return _record(instruction, passage.text.strip(), passage.id, fact_id, "passage")
 
 
 def relation_records(passage: Passage, limit: int) -> list[Record]:
@@ -374,6 +392,8 @@ def fact_records(
         out.append(notes)
     if "relation" in wanted:
         out += relation_records(passage, limit)
+    if "passage" in wanted and (whole := passage_record(passage, facts)):
+        out.append(whole)
     return out
 
 

@@ -75,9 +75,10 @@ def test_qa_first_puts_question_rows_before_document_rows_keeping_their_order() 
     rows = [
         _row("s1", "facts", "statement"), _row("q1", "facts", "question"), _row("r1", "reading"),
         _row("n1", "facts", "notes"), _row("c1", "facts", "cloze"), _row("l1", "facts", "relation"),
+        _row("p1", "facts", "passage"),
     ]  # fmt: skip
-    assert _texts(qa_first(rows)) == ["q1", "r1", "c1", "s1", "n1", "l1"]
-    assert [is_document(r) for r in rows] == [True, False, False, True, False, True]
+    assert _texts(qa_first(rows)) == ["q1", "r1", "c1", "s1", "n1", "l1", "p1"]
+    assert [is_document(r) for r in rows] == [True, False, False, True, False, True, True]
     # a document form outside the facts origin is not a document
     assert not is_document(_row("x", "reading", "statement"))
     recs = [Record("s", meta={"origin": "facts", "fact_form": "statement"}), Record("q")]

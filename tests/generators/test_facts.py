@@ -130,6 +130,14 @@ def test_statement_cloze_notes_and_relation_forms():
         ("How are membrane and temperatures related?", S[3]),
         ("How are cholesterol and temperatures related?", S[3]),
     ]
+    # the passage whole, one per passage, the topic as the notes' (the first definition's term)
+    assert rows("passage") == [("Write a short passage on cholesterol.", TEXT)]
+    one_fact = Passage(
+        "p2", "Ribosomes make proteins. The ribosome has two subunits that join on the RNA.", "p2"
+    )
+    assert rows("notes", one_fact) == []  # notes need two facts; the passage form does not
+    assert rows("passage", one_fact) == [("Write a short passage on ribosomes.", one_fact.text)]
+    assert rows("passage", Passage("p3", "Cells divide.", "p3")) == []  # no topic: no row
 
 
 def test_records_are_closed_book_and_carry_their_lineage():
@@ -137,7 +145,7 @@ def test_records_are_closed_book_and_carry_their_lineage():
     assert {r.meta["fact_form"] for r in records} == set(FORMS)
     for r in records:
         assert r.input == "" and r.passages == ("bio-001",)
-        assert TEXT not in r.instruction and len(r.instruction) < len(TEXT) / 2
+        assert TEXT not in r.instruction and len(r.instruction) < len(TEXT) / 2  # closed book
         assert r.meta["origin"] == "facts" and r.meta["source_passage"] == "bio-001"
         assert r.meta["fact_id"].startswith("bio-001-") and r.meta["fact_form"] in FORMS
     assert [r.meta["fact_id"] for r in records if r.meta["fact_form"] == "notes"] == [
@@ -145,8 +153,8 @@ def test_records_are_closed_book_and_carry_their_lineage():
     ]
     assert fact_records(P, ["cloze"], limit=1)[0].output == "7 to 10 nanometers."
     assert len(fact_records(P, ["relation"], limit=2)) == 2
-    assert FORMS == ("question", "statement", "cloze", "notes", "relation")
-    assert DEFAULT_FORMS == FORMS[:-1]
+    assert FORMS == ("question", "statement", "cloze", "notes", "relation", "passage")
+    assert DEFAULT_FORMS == ("question", "statement", "cloze", "notes")
     with pytest.raises(ValueError, match="unknown fact forms"):
         fact_records(P, ["quiz"])
 

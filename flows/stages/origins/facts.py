@@ -16,7 +16,8 @@ class FactsConfig(Strict):
 
     forms: list[FactForm] = Field(
         default_factory=lambda: list(DEFAULT_FORMS),
-        description="question (short answer), statement, cloze, notes (per passage), relation",
+        description="question (short answer), statement, cloze, notes (per passage), relation, "
+        "passage (the passage whole as the answer to its topic)",
     )
     per_passage: int = Field(6, ge=1, le=32, description="facts per passage at most")
     phrasings: int = Field(2, ge=1, le=4, description="question phrasings per fact")
