@@ -381,7 +381,8 @@ class AblateConfig(Strict):
         description="corpus-only, random, recipe, recipe-minus-<stage>, 'recipe-minus-all' "
         "for every judged/selection stage the recipe has on, recipe-minus-judges for the "
         "export without every judge at once, origin-<origin> for one origin's "
-        "records, recipe-without-<origin> for the export without that origin's rows, or "
+        "records, recipe-without-<origin> for the export without that origin's rows, "
+        "random-without-<origin> for the random control drawn without that origin's records, or "
         "recipe+<self_feedback|critique_sft> for the export plus those rows, select-random for "
         "a random subset of what offline selection was given, as many as it kept; base is "
         "always measured",
@@ -403,6 +404,7 @@ class AblateConfig(Strict):
                 or (name != stage and stage in (*MINUS_STAGES, "all", "judges"))
                 or name.removeprefix("origin-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe-without-") in ORIGIN_VARIANTS
+                or name.removeprefix("random-without-") in ORIGIN_VARIANTS
                 or name.removeprefix("recipe+") in EXTRA_SFT
                 or name == SELECT_RANDOM
             )
@@ -413,6 +415,7 @@ class AblateConfig(Strict):
                     f"recipe-minus-all, recipe-minus-judges, "
                     f"recipe-minus-<{'|'.join(MINUS_STAGES)}>, "
                     f"origin-<{origins}>, recipe-without-<{origins}>, "
+                    f"random-without-<{origins}>, "
                     f"recipe+<{'|'.join(EXTRA_SFT)}> or {SELECT_RANDOM}"
                 )
         if len(set(variants)) != len(variants):

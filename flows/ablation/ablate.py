@@ -59,6 +59,7 @@ MINUS_JUDGES = "recipe-minus-judges"  # the export without any of its judges
 ORIGIN = "origin-"
 PLUS = "recipe+"  # recipe+self_feedback, recipe+critique_sft: the export plus those rows
 WITHOUT = "recipe-without-"  # recipe-without-facts: the export without that origin's rows
+RANDOM_WITHOUT = "random-without-"  # the random control drawn without that origin's records
 RUNLESS = {"corpus-only"}  # variants that need no curated run
 
 
@@ -184,6 +185,9 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = data.corpus_rows([(p.id, p.text) for p in corpus.passages])
         elif name == "random":
             out[name] = data.random_rows(run, len(curated), r.ablate.seed)
+        elif name.startswith(RANDOM_WITHOUT):
+            gone = name.removeprefix(RANDOM_WITHOUT)
+            out[name] = data.random_rows(run, len(curated), r.ablate.seed, without=gone)
         elif name == "recipe":
             out[name] = curated
         elif name.startswith(ORIGIN):

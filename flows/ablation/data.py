@@ -4,6 +4,9 @@
                            rest (no LLM involved); the control a pipeline must beat
     random                 a seeded random subset of the *unfiltered* generations (every record
                            the grounding stage scored, all origins), as many as the curated set has
+    random-without-<origin>  the same, drawn without that origin's records: with facts rows,
+                           which no filter drops, most of a random pool is the recipe's own rows;
+                           random-without-facts asks what the facts rows add over random others
     recipe                 the curated export (export/train.jsonl)
     origin-<origin>        one origin's records (self_instruct, backtranslation, reading) as they
                            reached the mix stage, before its cut
@@ -77,9 +80,14 @@ def unfiltered_records(run_dir: Path) -> list[Record]:
         return stage_records(run_dir, "respond")
 
 
-def random_rows(run_dir: Path, size: int, seed: int) -> list[Record]:
-    """`size` records picked at random before any filter, judge or selection ran."""
+def random_rows(run_dir: Path, size: int, seed: int, without: str | None = None) -> list[Record]:
+    """`size` records picked at random before any filter, judge or selection ran (none of origin
+    `without`)."""
     pool = unfiltered_records(run_dir)
+    if without:
+        pool = [r for r in pool if r.meta.get("origin", "self_instruct") != without]
+    if not pool:
+        raise SelfAlignError(f"ablate: variant random-without-{without}: no other records")
     return random.Random(seed).sample(pool, min(size, len(pool)))
 
 

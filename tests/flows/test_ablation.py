@@ -136,6 +136,14 @@ def test_random_rows_draw_from_everything_grounding_scored(tmp_path) -> None:
     write_stage(tmp_path, 9, "grounding", [*answered, mined], [unsupported])
     assert len(random_rows(tmp_path, 9, 0)) == 5
     assert len(random_rows(tmp_path, 2, 0)) == 2
+    # random-without-<origin>: the same draw with none of that origin's records
+    assert {r.id for r in random_rows(tmp_path, 9, 0, without="reading")} == (
+        {r.id for r in answered} | {unsupported.id}
+    )
+    assert {r.id for r in random_rows(tmp_path, 9, 0, without="self_instruct")} == {mined.id}
+    write_stage(tmp_path, 9, "grounding", [mined], [])
+    with pytest.raises(SelfAlignError, match="random-without-reading: no other records"):
+        random_rows(tmp_path, 1, 0, without="reading")
 
 
 def test_expand_minus_variants() -> None:
@@ -333,3 +341,11 @@ def test_recipe_without_an_origin_drops_only_its_rows(tmp_path) -> None:
     sets = variant_records(recipe, run, recipe.ablate.variants)
     assert [r.instruction for r in sets["recipe"]] == ["Q1", "Q2", "Q3"]
     assert [r.instruction for r in sets["recipe-without-facts"]] == ["Q1"]
+    with pytest.raises(ValueError, match="random-without-<"):
+        Recipe.model_validate(
+            {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+             "ablate": {"variants": ["random-without-nothing"]}}
+        )  # fmt: skip
+    ok = {"name": "x", "seeds": "s", "corpus": {"path": "c"},
+          "ablate": {"variants": ["random-without-facts"]}}  # fmt: skip
+    assert Recipe.model_validate(ok).ablate.variants == ["random-without-facts"]
