@@ -332,7 +332,8 @@ class TrainConfig(Strict):
     order: Literal["shuffled", "qa_first"] = Field(
         "shuffled",
         description="shuffled: rows in a seeded random order; qa_first: every question-answer "
-        "row, then the document-like facts rows (statement, notes, relation), in that order "
+        "row, then the document-like facts rows (statement, notes, relation, passage), in that "
+        "order "
         "(pre-instruction-tuning: QA before documents)",
     )
     replay_set: str | None = Field(

@@ -157,13 +157,14 @@ def sft_data(run: Path, out: Path, cfg: TrainConfig, seed: int) -> Path:
     rows, with each facts row `exposures` times and the general replay rows
     (flows/train_rows.py)."""
     data = run / "export" / "train.jsonl"
-    if not cfg.extra_sft and cfg.exposures == 1 and not cfg.replay and cfg.order == "shuffled":
+    reshaped = cfg.exposures > 1 or cfg.replay or cfg.order != "shuffled"
+    if not cfg.extra_sft and not reshaped:
         return data
     lines = data.read_text(encoding="utf-8").splitlines()
     for name in cfg.extra_sft:
         lines += extra_rows(run, name)
     lines = [line for line in lines if line.strip()]
-    if cfg.exposures > 1 or cfg.replay or cfg.order != "shuffled":
+    if reshaped:
         rows = [json.loads(line) for line in lines]
         rows = training_rows(rows, cfg.exposures, cfg.replay, cfg.replay_set, seed, cfg.order)
         lines = [json.dumps(row, ensure_ascii=False) for row in rows]

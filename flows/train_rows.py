@@ -30,17 +30,20 @@ DOCUMENT_FORMS = ("statement", "notes", "relation", "passage")
 T = TypeVar("T")
 
 
+def _meta(row: Any) -> dict[str, Any]:
+    """The meta of an export row (a dict) or a Record."""
+    return (row.get("meta") if isinstance(row, dict) else row.meta) or {}
+
+
 def is_fact(row: Any) -> bool:
     """Whether an export row (a dict) or a Record comes from the facts origin."""
-    meta = row.get("meta") if isinstance(row, dict) else row.meta
-    return (meta or {}).get("origin") == FACTS
+    return _meta(row).get("origin") == FACTS
 
 
 def is_document(row: Any) -> bool:
     """Whether a row is a facts row that reads as a document (statement, notes, relation,
     passage), not as a question with its answer."""
-    meta = (row.get("meta") if isinstance(row, dict) else row.meta) or {}
-    return is_fact(row) and meta.get("fact_form") in DOCUMENT_FORMS
+    return is_fact(row) and _meta(row).get("fact_form") in DOCUMENT_FORMS
 
 
 def qa_first(rows: list[T]) -> list[T]:

@@ -34,6 +34,7 @@ from flows.ablation import data as data
 from flows.ablation import report as report
 from flows.export import export_row, user_message
 from flows.recipe import JUDGE_STAGE_NAMES, MINUS_STAGES, SELECT_RANDOM, Recipe, with_overrides
+from flows.stages.base import origin_of
 from flows.stages.decontaminate import heldout_index, heldout_sources
 from flows.stages.ingest import ingest
 from flows.tasks import code_version, content_key, given_key
@@ -194,7 +195,7 @@ def variant_records(r: Recipe, run: Path, variants: list[str]) -> dict[str, list
             out[name] = data.origin_rows(run, curated, name.removeprefix(ORIGIN))
         elif name.startswith(WITHOUT):
             gone = name.removeprefix(WITHOUT)
-            out[name] = [r for r in curated if r.meta.get("origin", "self_instruct") != gone]
+            out[name] = [r for r in curated if origin_of(r) != gone]
         elif name.startswith(PLUS):
             extra = [json.loads(line) for line in extra_rows(run, name.removeprefix(PLUS))]
             out[name] = curated + [_chat_record(row["messages"]) for row in extra]

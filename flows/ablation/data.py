@@ -37,6 +37,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from flows.rundir import read_records
+from flows.stages.base import origin_of
 from generators.errors import SelfAlignError
 from generators.records import Record
 
@@ -85,7 +86,7 @@ def random_rows(run_dir: Path, size: int, seed: int, without: str | None = None)
     `without`)."""
     pool = unfiltered_records(run_dir)
     if without:
-        pool = [r for r in pool if r.meta.get("origin", "self_instruct") != without]
+        pool = [r for r in pool if origin_of(r) != without]
     if not pool:
         raise SelfAlignError(f"ablate: variant random-without-{without}: no other records")
     return random.Random(seed).sample(pool, min(size, len(pool)))
@@ -136,7 +137,7 @@ def origin_rows(run_dir: Path, curated: list[Record], name: str) -> list[Record]
         pool = stage_records(run_dir, "mix") + stage_records(run_dir, "mix", "rejected")
     except SelfAlignError:
         pool = curated
-    rows = [r for r in pool if r.meta.get("origin", "self_instruct") == name]
+    rows = [r for r in pool if origin_of(r) == name]
     if not rows:
         raise SelfAlignError(f"ablate: variant origin-{name}: the run has no '{name}' records")
     return rows
