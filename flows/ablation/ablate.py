@@ -292,6 +292,23 @@ def run_variants(r: Recipe, run: Path) -> list[str]:
     )
 
 
+def default_budget(
+    r: Recipe, run: Path, base_path: str, max_length: int, lengths: dict[str, list[int]]
+) -> int:
+    """The curated export's tokens as the recipe variant trains them (decontaminated, facts rows
+    `train.exposures` times) x `ablate.epochs`, also when the recipe variant is not asked, so
+    that variants trained in separate runs get the same budget; a run without an export: the
+    first variant's tokens."""
+    reference = lengths.get("recipe")
+    if reference is None and (run / "export" / "train.jsonl").is_file():
+        kept, _ = decontaminated(r, {"recipe": curated_records(run)})
+        recipe = with_exposures(kept["recipe"], r.train.exposures)
+        reference = token_lengths(base_path, recipe, max_length)
+    if reference is None:
+        reference = next(iter(lengths.values()), [])
+    return max(1, round(sum(reference) * r.ablate.epochs))
+
+
 def train_budgeted(
     r: Recipe, run: Path, base, name: str, records: list[Record], lengths: list[int],
     budget: int, lost: int,
@@ -342,8 +359,7 @@ def ablate(
     sets, lost = decontaminated(r, variant_records(r, run, variants))
     sets = {name: with_exposures(recs, r.train.exposures) for name, recs in sets.items()}
     lengths = {name: token_lengths(base.path, recs, max_length) for name, recs in sets.items()}
-    reference = lengths.get("recipe") or next(iter(lengths.values()), [])
-    budget = r.ablate.token_budget or max(1, round(sum(reference) * r.ablate.epochs))
+    budget = r.ablate.token_budget or default_budget(r, run, base.path, max_length, lengths)
     task_dir = run / "ablation" / "tasks"
     tasks = mc_tasks(r, task_dir) if r.ablate.mc else {}
     result_variants: dict[str, Any] = {"base": {"model": base.path, "rows": 0, "tokens": 0}}

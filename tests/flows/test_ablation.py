@@ -349,3 +349,33 @@ def test_recipe_without_an_origin_drops_only_its_rows(tmp_path) -> None:
     ok = {"name": "x", "seeds": "s", "corpus": {"path": "c"},
           "ablate": {"variants": ["random-without-facts"]}}  # fmt: skip
     assert Recipe.model_validate(ok).ablate.variants == ["random-without-facts"]
+
+
+def test_the_default_budget_follows_the_export_also_without_the_recipe_variant(
+    tmp_path, default_model
+) -> None:
+    """Controls trained in a run of their own get the budget the recipe variant would get."""
+    from flows.ablation.ablate import default_budget, token_lengths, variant_records
+    from flows.recipe import Recipe
+    from flows.train_rows import with_exposures
+
+    run = tmp_path / "run"
+    rows = [
+        {**_chat(q, a), "instruction": q, "output": a, "meta": {"origin": origin}}
+        for q, a, origin in [("Explain prions.", "Misfolded proteins.", "reading"),
+                             ("What is the normal range?", "70 to 99 mg/dL", "facts")]
+    ]  # fmt: skip
+    _export(run, "train", rows)
+    recipe = Recipe.model_validate(
+        {"name": "x", "seeds": "s", "corpus": {"path": "c"}, "train": {"exposures": 2},
+         "ablate": {"epochs": 2}}
+    )  # fmt: skip
+    curated = with_exposures(variant_records(recipe, run, ["recipe"])["recipe"], 2)
+    lengths = token_lengths(default_model.path, curated, 512)
+    assert len(lengths) == 3  # the facts row twice
+    budget = 2 * sum(lengths)
+    assert default_budget(recipe, run, default_model.path, 512, {"recipe": lengths}) == budget
+    controls = {"corpus-only": [7, 7], "random": [9]}
+    assert default_budget(recipe, run, default_model.path, 512, controls) == budget
+    no_run = tmp_path / "none"  # nothing exported: the first variant's tokens
+    assert default_budget(recipe, no_run, default_model.path, 512, controls) == 28
