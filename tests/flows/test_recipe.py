@@ -22,10 +22,21 @@ def test_demo_recipe_loads_with_paths_resolved():
     assert recipe.name == "biomed-demo" and recipe.generate.prompts == 36
     assert (recipe.mix.self_instruct, recipe.mix.backtranslation, recipe.mix.reading) == (1, 10, 10)
     assert recipe.backtranslate.topic_replies and recipe.grounding.source_passage
-    # every weight at a TRL SFTConfig learning rate, chosen on the dev splits of both domains
-    assert recipe.train.method == "full" and recipe.train.sft == {"learning_rate": 5e-5}
     assert recipe.seeds.endswith("data/biomed/seeds.jsonl") and Path(recipe.seeds).is_file()
     assert Path(recipe.corpus.path).is_file()
+
+
+@pytest.mark.parametrize("name", ["biomed-demo.yaml", "geo-demo.yaml"])
+def test_both_demo_recipes_train_alike(name):
+    """The training settings were chosen on both domains' dev splits: they must not drift apart."""
+    train = load_recipe(DEMO.with_name(name)).train
+    assert (train.method, train.sft, train.exposures, train.replay) == (
+        "full",
+        {"learning_rate": 5e-5},
+        2,
+        0.1,
+    )
+    assert Path(train.replay_set).name == "seed_tasks.jsonl" and Path(train.replay_set).is_file()
 
 
 def test_relative_paths_are_relative_to_the_recipe(tmp_path):
