@@ -32,7 +32,7 @@ def test_both_demo_recipes_train_alike(name):
     train = load_recipe(DEMO.with_name(name)).train
     assert (train.method, train.sft, train.exposures, train.replay) == (
         "full",
-        {"learning_rate": 5e-5},
+        {"learning_rate": 5e-5, "num_train_epochs": 1},
         2,
         0.1,
     )
