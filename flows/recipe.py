@@ -333,8 +333,7 @@ class TrainConfig(Strict):
         "shuffled",
         description="shuffled: rows in a seeded random order; qa_first: every question-answer "
         "row, then the document-like facts rows (statement, notes, relation, passage), in that "
-        "order "
-        "(pre-instruction-tuning: QA before documents)",
+        "order (pre-instruction-tuning: QA before documents)",
     )
     replay_set: str | None = Field(
         None, description="Self-Instruct-format file of general tasks the replay rows come from"
